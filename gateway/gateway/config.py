@@ -1,0 +1,49 @@
+from functools import lru_cache
+from typing import Self
+
+from pydantic import SecretStr, model_validator
+
+from bookstore_shared.settings import ServiceSettings
+
+DEV_JWT_SECRET = "dev-only-jwt-secret-do-not-deploy-0123456789"  # noqa: S105 - refused when ENVIRONMENT=production
+
+
+class Settings(ServiceSettings):
+    jwt_secret: SecretStr = SecretStr(DEV_JWT_SECRET)
+    jwt_issuer: str = "bookstore"
+    jwt_audience: str = "bookstore-api"
+    access_token_minutes: int = 15
+    # Comma-separated base URLs; several URLs are several replicas of one app.
+    inventory_url: str = "http://127.0.0.1:8001"
+    sales_url: str = "http://127.0.0.1:8002"
+    delivery_url: str = "http://127.0.0.1:8003"
+    upstream_connect_timeout: float = 2.0
+    upstream_read_timeout: float = 10.0
+    openapi_cache_seconds: float = 60.0
+    # Concurrent argon2 hashes; each takes ~19 MiB, so a login flood cannot exhaust memory.
+    password_hash_concurrency: int = 4
+    demo_password: SecretStr = SecretStr("bookstore-demo")
+
+    @model_validator(mode="after")
+    def _no_dev_jwt_secret_in_production(self) -> Self:
+        if (
+            self.environment == "production"
+            and self.jwt_secret.get_secret_value() == DEV_JWT_SECRET
+        ):
+            raise ValueError("JWT_SECRET must be set to a real secret in production")
+        return self
+
+    def upstream_urls(self) -> dict[str, list[str]]:
+        return {
+            app: [u.strip().rstrip("/") for u in urls.split(",") if u.strip()]
+            for app, urls in (
+                ("inventory", self.inventory_url),
+                ("sales", self.sales_url),
+                ("delivery", self.delivery_url),
+            )
+        }
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

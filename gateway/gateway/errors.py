@@ -1,0 +1,17 @@
+from bookstore_shared.errors import Conflict, NotFound, Unauthorized
+
+
+class EmailTaken(Conflict):
+    code, title = "email_taken", "An account with this email exists already"
+
+
+class InvalidCredentials(Unauthorized):
+    code, title = "invalid_credentials", "Wrong email or password"
+
+
+class InvalidToken(Unauthorized):
+    code, title = "invalid_token", "The access token is invalid or expired"
+
+
+class UserNotFound(NotFound):
+    code, title = "user_not_found", "User not found"

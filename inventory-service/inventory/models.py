@@ -1,0 +1,112 @@
+"""Books: the catalog and the stock counts (available, reserved, sold) in one row."""
+
+import uuid
+from datetime import datetime
+from typing import Annotated
+
+from pydantic import AfterValidator, ConfigDict
+from sqlalchemy import CheckConstraint, Column, Computed, DateTime, Index
+from sqlalchemy.dialects.postgresql import TSVECTOR
+from sqlmodel import Field, SQLModel
+from stdnum import isbn as stdnum_isbn
+from stdnum.exceptions import ValidationError as IsbnError
+
+from bookstore_shared.columns import timestamp_field
+from bookstore_shared.pagination import Page
+
+SCHEMA = "inventory"
+
+SEARCH_EXPRESSION = (
+    "setweight(to_tsvector('english', coalesce(title, '')), 'A') || "
+    "setweight(to_tsvector('english', coalesce(author, '')), 'B') || "
+    "setweight(to_tsvector('english', coalesce(category, '')), 'C') || "
+    "setweight(to_tsvector('english', coalesce(description, '')), 'D')"
+)
+
+
+def normalize_isbn(value: str) -> str:
+    """Any valid ISBN-10 or ISBN-13 (hyphens allowed) as its 13-digit form."""
+    try:
+        return str(stdnum_isbn.to_isbn13(stdnum_isbn.validate(value)))
+    except IsbnError as exc:
+        raise ValueError(f"not a valid ISBN-10 or ISBN-13: {exc}") from exc
+
+
+Isbn = Annotated[str, AfterValidator(normalize_isbn)]
+
+
+class BookBase(SQLModel):
+    title: str = Field(min_length=1, max_length=300)
+    author: str = Field(min_length=1, max_length=200)
+    category: str = Field(min_length=1, max_length=80)
+    description: str | None = Field(default=None, max_length=5000)
+    price_cents: int = Field(ge=0, le=10_000_000)
+
+
+class BookCreate(BookBase):
+    model_config = ConfigDict(extra="forbid")
+
+    isbn: Isbn = Field(schema_extra={"examples": ["9780141439518"]})
+    stock: int = Field(default=0, ge=0, le=1_000_000, description="Copies on hand")
+
+
+class BookUpdate(SQLModel):
+    model_config = ConfigDict(extra="forbid")
+
+    title: str | None = Field(default=None, min_length=1, max_length=300)
+    author: str | None = Field(default=None, min_length=1, max_length=200)
+    category: str | None = Field(default=None, min_length=1, max_length=80)
+    description: str | None = Field(default=None, max_length=5000)
+    price_cents: int | None = Field(default=None, ge=0, le=10_000_000)
+
+
+class Book(BookBase, table=True):
+    __tablename__ = "books"
+    __table_args__ = (
+        CheckConstraint("available >= 0", name="available_not_negative"),
+        CheckConstraint("reserved >= 0", name="reserved_not_negative"),
+        CheckConstraint("sold >= 0", name="sold_not_negative"),
+        CheckConstraint("price_cents >= 0", name="price_not_negative"),
+        Index("ix_books_search", "search", postgresql_using="gin"),
+        {"schema": SCHEMA},
+    )
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    isbn: str = Field(max_length=13, unique=True)
+    available: int = 0
+    reserved: int = 0
+    sold: int = 0
+    deleted_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
+    created_at: datetime = timestamp_field()
+    updated_at: datetime = timestamp_field()
+    search: str | None = Field(
+        default=None,
+        sa_column=Column(TSVECTOR, Computed(SEARCH_EXPRESSION, persisted=True)),
+        exclude=True,
+    )
+
+
+class BookPublic(BookBase):
+    """A book as anyone sees it."""
+
+    id: uuid.UUID
+    isbn: str
+    available: int
+    created_at: datetime
+    updated_at: datetime
+
+
+class BookStaff(BookPublic):
+    """A book as staff see it: every stock count."""
+
+    reserved: int
+    sold: int
+
+
+class BooksPage(Page[BookStaff | BookPublic]):
+    """A page of books: staff get the staff view of each."""
+
+
+class Category(SQLModel):
+    name: str
+    books: int

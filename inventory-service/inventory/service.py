@@ -1,0 +1,124 @@
+"""Catalog operations. They flush, never commit: the caller's unit of work does."""
+
+import uuid
+from typing import Literal
+
+from sqlalchemy import ColumnElement, func, select
+from sqlalchemy.exc import IntegrityError
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from bookstore_shared.columns import utcnow
+from bookstore_shared.pagination import PageParams
+from inventory.errors import BookNotFound, IsbnTaken
+from inventory.models import Book, BookCreate, BookUpdate, Category
+
+BookSort = Literal[
+    "relevance",
+    "title",
+    "-title",
+    "author",
+    "-author",
+    "price_cents",
+    "-price_cents",
+    "created_at",
+    "-created_at",
+]
+
+_SORT_COLUMNS: dict[str, ColumnElement[object]] = {
+    "title": Book.title,  # type: ignore[dict-item]
+    "author": Book.author,  # type: ignore[dict-item]
+    "price_cents": Book.price_cents,  # type: ignore[dict-item]
+    "created_at": Book.created_at,  # type: ignore[dict-item]
+}
+
+
+def _escape_like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+async def list_books(
+    session: AsyncSession,
+    *,
+    page: PageParams,
+    q: str | None = None,
+    author: str | None = None,
+    category: str | None = None,
+    sort: BookSort | None = None,
+) -> tuple[list[Book], int]:
+    query = select(Book).where(Book.deleted_at.is_(None))  # type: ignore[union-attr]
+    ts_query = func.websearch_to_tsquery("english", q) if q else None
+    if ts_query is not None:
+        query = query.where(Book.search.op("@@")(ts_query))  # type: ignore[union-attr]
+    if author:
+        query = query.where(Book.author.ilike(f"%{_escape_like(author)}%", escape="\\"))  # type: ignore[attr-defined]
+    if category:
+        query = query.where(func.lower(Book.category) == category.lower())
+
+    count = await session.scalar(select(func.count()).select_from(query.subquery()))
+
+    sort = sort or ("relevance" if ts_query is not None else "title")
+    if sort == "relevance":
+        order = (
+            [func.ts_rank(Book.search, ts_query).desc(), Book.title]
+            if ts_query is not None
+            else [Book.title]
+        )
+    else:
+        column = _SORT_COLUMNS[sort.lstrip("-")]
+        order = [column.desc() if sort.startswith("-") else column.asc()]
+    query = query.order_by(*order, Book.id).offset(page.offset).limit(page.size)
+    books = (await session.scalars(query)).all()
+    return list(books), count or 0
+
+
+async def get_book(session: AsyncSession, *, book_id: uuid.UUID) -> Book:
+    book = await session.get(Book, book_id)
+    if book is None or book.deleted_at is not None:
+        raise BookNotFound(f"No book with id {book_id}.")
+    return book
+
+
+async def get_book_by_isbn(session: AsyncSession, *, isbn: str) -> Book:
+    book = await session.scalar(
+        select(Book).where(Book.isbn == isbn, Book.deleted_at.is_(None))  # type: ignore[union-attr]
+    )
+    if book is None:
+        raise BookNotFound(f"No book with ISBN {isbn}.")
+    return book
+
+
+async def create_book(session: AsyncSession, *, data: BookCreate) -> Book:
+    existing = await session.scalar(select(Book.id).where(Book.isbn == data.isbn))
+    if existing is not None:
+        raise IsbnTaken(f"ISBN {data.isbn} belongs to book {existing}.", book_id=existing)
+    book = Book.model_validate(data, update={"available": data.stock})
+    session.add(book)
+    try:
+        await session.flush()
+    except IntegrityError as exc:  # the same ISBN created concurrently
+        raise IsbnTaken(f"ISBN {data.isbn} exists already.") from exc
+    return book
+
+
+async def update_book(session: AsyncSession, *, book_id: uuid.UUID, changes: BookUpdate) -> Book:
+    book = await get_book(session, book_id=book_id)
+    book.sqlmodel_update(changes.model_dump(exclude_unset=True))
+    book.updated_at = utcnow()
+    await session.flush()
+    return book
+
+
+async def delete_book(session: AsyncSession, *, book_id: uuid.UUID) -> None:
+    book = await get_book(session, book_id=book_id)
+    book.deleted_at = book.updated_at = utcnow()
+    await session.flush()
+
+
+async def list_categories(session: AsyncSession) -> list[Category]:
+    rows = await session.execute(
+        select(Book.category, func.count())
+        .where(Book.deleted_at.is_(None))  # type: ignore[union-attr]
+        .group_by(Book.category)
+        .order_by(Book.category)
+    )
+    return [Category(name=name, books=n) for name, n in rows.all()]

@@ -1,0 +1,16 @@
+import sys
+from pathlib import Path
+
+from bookstore_shared.cli import ServiceDefinition, main
+from sales.config import get_settings
+
+SERVICE = ServiceDefinition(
+    name="sales",
+    app_factory="sales.main:create_app",
+    migrations_dir=Path(__file__).parent / "migrations",
+    default_port=8002,
+    settings=get_settings,
+)
+
+if __name__ == "__main__":
+    sys.exit(main(SERVICE))

@@ -1,0 +1,77 @@
+"""Database access: one async engine per app, and a unit of work that commits or rolls back.
+
+The entrypoint owns the transaction: a request's session commits after the route returns
+(before the response is sent) and rolls back if anything raised. Service functions may
+flush, never commit.
+"""
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Annotated
+
+import asyncpg
+from fastapi import Depends, Request
+from sqlalchemy import make_url, text
+from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+
+class Database:
+    def __init__(self, url: str, *, pool_size: int = 10) -> None:
+        self.url = url
+        self.engine = create_async_engine(
+            url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True
+        )
+        self.sessions = async_sessionmaker(self.engine, class_=AsyncSession, expire_on_commit=False)
+
+    @asynccontextmanager
+    async def unit_of_work(self) -> AsyncIterator[AsyncSession]:
+        async with self.sessions() as session:
+            try:
+                yield session
+                await session.commit()
+            except BaseException:
+                await session.rollback()
+                raise
+
+    async def ping(self) -> None:
+        async with self.engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()
+
+
+async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
+    db: Database = request.app.state.db
+    async with db.unit_of_work() as session:
+        yield session
+
+
+# scope="function": the commit runs before the response is sent, so a client that got a 2xx
+# can read its own write, and a failed commit becomes an error response instead of a lie.
+SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
+
+
+def asyncpg_dsn(url: str) -> str:
+    """The SQLAlchemy URL in the form asyncpg itself accepts."""
+    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+async def ensure_database(url: str) -> bool:
+    """Create the database named in `url` if it does not exist. True if it was created."""
+    sa_url = make_url(url)
+    name = sa_url.database
+    maintenance = asyncpg_dsn(sa_url.set(database="postgres").render_as_string(False))
+    conn = await asyncpg.connect(maintenance, timeout=5)
+    try:
+        exists = await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name)
+        if exists:
+            return False
+        try:
+            await conn.execute(f'CREATE DATABASE "{name}"')
+        except asyncpg.DuplicateDatabaseError:  # created concurrently by another app
+            return False
+        return True
+    finally:
+        await conn.close()

@@ -1,0 +1,70 @@
+"""Alembic, one tree per app, every table and the version table inside the app's own schema."""
+
+import asyncio
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.environment import EnvironmentContext
+from sqlalchemy import MetaData, pool, text
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from bookstore_shared.settings import ServiceSettings
+
+
+def alembic_config(migrations_dir: Path, database_url: str) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(migrations_dir))
+    config.set_main_option("sqlalchemy.url", database_url.replace("%", "%%"))
+    return config
+
+
+def upgrade(migrations_dir: Path, database_url: str, revision: str = "head") -> None:
+    command.upgrade(alembic_config(migrations_dir, database_url), revision)
+
+
+def downgrade(migrations_dir: Path, database_url: str, revision: str = "base") -> None:
+    command.downgrade(alembic_config(migrations_dir, database_url), revision)
+
+
+def run_migrations(context: EnvironmentContext, *, schema: str, metadata: MetaData) -> None:
+    """The body of every app's `env.py`."""
+    # Set by `upgrade()`; a developer running the alembic CLI gets the app's configured URL.
+    url = context.config.get_main_option("sqlalchemy.url") or ServiceSettings().database_url
+
+    def include_name(name: str | None, type_: str, parent_names: object) -> bool:
+        return name == schema if type_ == "schema" else True
+
+    options = {
+        "target_metadata": metadata,
+        "version_table_schema": schema,
+        "include_schemas": True,
+        "include_name": include_name,
+        "compare_type": True,
+    }
+
+    if context.is_offline_mode():
+        context.configure(url=url, literal_binds=True, **options)
+        with context.begin_transaction():
+            context.run_migrations()
+        return
+
+    def migrate(connection: Connection) -> None:
+        context.configure(connection=connection, **options)
+        with context.begin_transaction():
+            context.run_migrations()
+
+    async def main() -> None:
+        engine = create_async_engine(url, poolclass=pool.NullPool)
+        try:
+            async with engine.begin() as conn:
+                # The version table lives in the schema, so the schema must exist first.
+                await conn.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{schema}"'))
+            async with engine.connect() as conn:
+                await conn.run_sync(migrate)
+                await conn.commit()
+        finally:
+            await engine.dispose()
+
+    asyncio.run(main())
