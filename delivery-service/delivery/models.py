@@ -4,10 +4,9 @@ import uuid
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import CheckConstraint, String
 from sqlmodel import Field, SQLModel
 
-from bookstore_shared.columns import jsonb_field, timestamp_field
+from bookstore_shared.columns import enum_field, jsonb_field, timestamp_field
 from bookstore_shared.messages import Address
 
 SCHEMA = "delivery"
@@ -24,17 +23,12 @@ class DeliveryStatus(StrEnum):
 
 class Delivery(SQLModel, table=True):
     __tablename__ = "deliveries"
-    __table_args__ = (
-        CheckConstraint(
-            f"status IN ({', '.join(repr(s.value) for s in DeliveryStatus)})", name="status_known"
-        ),
-        {"schema": SCHEMA},
-    )
+    __table_args__ = {"schema": SCHEMA}
 
     id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
     order_id: uuid.UUID = Field(unique=True)
     customer_id: uuid.UUID = Field(index=True)
-    status: DeliveryStatus = Field(default=DeliveryStatus.SCHEDULED, sa_type=String(20))
+    status: DeliveryStatus = enum_field(DeliveryStatus, default=DeliveryStatus.SCHEDULED)
     address: dict[str, str | None] = jsonb_field()
     created_at: datetime = timestamp_field()
     updated_at: datetime = timestamp_field()

@@ -3,7 +3,7 @@
 import uuid
 
 from sqlalchemy import func, select
-from sqlmodel.ext.asyncio.session import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from bookstore_shared.identity import Principal
 from bookstore_shared.pagination import PageParams

@@ -5,10 +5,10 @@ from datetime import datetime
 from enum import StrEnum
 
 from pydantic import ConfigDict, EmailStr
-from sqlalchemy import CheckConstraint, String
+from sqlalchemy import CheckConstraint
 from sqlmodel import Field, SQLModel
 
-from bookstore_shared.columns import timestamp_field
+from bookstore_shared.columns import enum_field, timestamp_field
 
 SCHEMA = "gateway"
 
@@ -22,7 +22,6 @@ class Role(StrEnum):
 class User(SQLModel, table=True):
     __tablename__ = "users"
     __table_args__ = (
-        CheckConstraint(f"role IN ({', '.join(repr(r.value) for r in Role)})", name="role_known"),
         CheckConstraint("email = lower(email)", name="email_lowercase"),
         {"schema": SCHEMA},
     )
@@ -30,7 +29,7 @@ class User(SQLModel, table=True):
     id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
     email: str = Field(max_length=320, unique=True)
     password_hash: str = Field(max_length=255)
-    role: Role = Field(default=Role.CUSTOMER, sa_type=String(20))
+    role: Role = enum_field(Role, default=Role.CUSTOMER)
     is_active: bool = True
     created_at: datetime = timestamp_field()
 

@@ -54,7 +54,7 @@ class Tokens:
             "iss": self._issuer,
             "aud": self._audience,
             "sub": str(user.id),
-            "roles": [str(user.role)],
+            "roles": [user.role.value],
             "typ": "access",
             "iat": now,
             "nbf": now,

@@ -5,7 +5,7 @@ from typing import Literal
 
 from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.exc import IntegrityError
-from sqlmodel.ext.asyncio.session import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from bookstore_shared.columns import utcnow
 from bookstore_shared.pagination import PageParams

@@ -4,10 +4,10 @@ import uuid
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import CheckConstraint, Column, ForeignKey, Index, String, Uuid
+from sqlalchemy import CheckConstraint, Column, ForeignKey, Index, Uuid
 from sqlmodel import Field, Relationship, SQLModel
 
-from bookstore_shared.columns import jsonb_field, timestamp_field
+from bookstore_shared.columns import enum_field, jsonb_field, timestamp_field
 from bookstore_shared.messages import Address
 
 SCHEMA = "sales"
@@ -31,15 +31,9 @@ class CancelReason(StrEnum):
     EXPIRED = "expired"
 
 
-def _in(column: str, values: type[StrEnum]) -> str:
-    return f"{column} IN ({', '.join(repr(v.value) for v in values)})"
-
-
 class Order(SQLModel, table=True):
     __tablename__ = "orders"
     __table_args__ = (
-        CheckConstraint(_in("status", OrderStatus), name="status_known"),
-        CheckConstraint(_in("cancel_reason", CancelReason), name="cancel_reason_known"),
         CheckConstraint("total_cents >= 0", name="total_not_negative"),
         Index("ix_orders_customer_created", "customer_id", "created_at"),
         {"schema": SCHEMA},
@@ -47,8 +41,8 @@ class Order(SQLModel, table=True):
 
     id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
     customer_id: uuid.UUID
-    status: OrderStatus = Field(default=OrderStatus.PENDING, sa_type=String(20))
-    cancel_reason: CancelReason | None = Field(default=None, sa_type=String(40))
+    status: OrderStatus = enum_field(OrderStatus, default=OrderStatus.PENDING)
+    cancel_reason: CancelReason | None = enum_field(CancelReason, default=None, length=40)
     total_cents: int = 0
     shipping_address: dict[str, str | None] = jsonb_field()
     card_last4: str | None = Field(default=None, max_length=4)

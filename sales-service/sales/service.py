@@ -3,8 +3,8 @@
 import uuid
 
 from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
-from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bookstore_shared.identity import Principal
 from bookstore_shared.pagination import PageParams

@@ -12,8 +12,7 @@ from typing import Annotated
 import asyncpg
 from fastapi import Depends, Request
 from sqlalchemy import make_url, text
-from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
-from sqlmodel.ext.asyncio.session import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
 
 
 class Database:

@@ -2,11 +2,12 @@
 
 import asyncio
 from pathlib import Path
+from typing import Any
 
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.environment import EnvironmentContext
-from sqlalchemy import MetaData, pool, text
+from sqlalchemy import MetaData, Table, pool, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
@@ -28,21 +29,32 @@ def downgrade(migrations_dir: Path, database_url: str, revision: str = "base") -
     command.downgrade(alembic_config(migrations_dir, database_url), revision)
 
 
-def run_migrations(context: EnvironmentContext, *, schema: str, metadata: MetaData) -> None:
-    """The body of every app's `env.py`."""
-    # Set by `upgrade()`; a developer running the alembic CLI gets the app's configured URL.
-    url = context.config.get_main_option("sqlalchemy.url") or ServiceSettings().database_url
+def schema_options(schema: str) -> dict[str, Any]:
+    """Alembic options that confine it to one app's schema, on the database and model sides."""
 
     def include_name(name: str | None, type_: str, parent_names: object) -> bool:
         return name == schema if type_ == "schema" else True
 
-    options = {
-        "target_metadata": metadata,
+    def include_object(
+        obj: object, name: str | None, type_: str, reflected: bool, compare_to: object
+    ) -> bool:
+        table = obj if isinstance(obj, Table) else getattr(obj, "table", None)
+        return not isinstance(table, Table) or table.schema == schema
+
+    return {
         "version_table_schema": schema,
         "include_schemas": True,
         "include_name": include_name,
+        "include_object": include_object,
         "compare_type": True,
     }
+
+
+def run_migrations(context: EnvironmentContext, *, schema: str, metadata: MetaData) -> None:
+    """The body of every app's `env.py`."""
+    # Set by `upgrade()`; a developer running the alembic CLI gets the app's configured URL.
+    url = context.config.get_main_option("sqlalchemy.url") or ServiceSettings().database_url
+    options = {"target_metadata": metadata, **schema_options(schema)}
 
     if context.is_offline_mode():
         context.configure(url=url, literal_binds=True, **options)

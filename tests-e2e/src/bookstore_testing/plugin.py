@@ -1,0 +1,99 @@
+"""Fixtures every test directory shares (registered as a pytest plugin by this package)."""
+
+import asyncio
+import secrets
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from bookstore_shared.stack import APPS, LocalStack
+from bookstore_testing.harness import free_port
+from bookstore_testing.infra import Databases, Infra, provide_infra
+
+DEMO_PASSWORD = "e2e-demo-password"  # noqa: S105 - test accounts only
+
+
+@pytest.fixture(scope="session")
+def infra() -> Iterator[Infra]:
+    with provide_infra() as found:
+        yield found
+
+
+@pytest.fixture(scope="session")
+async def databases(infra: Infra) -> AsyncIterator[Databases]:
+    made = Databases(infra)
+    yield made
+    await made.drop_all()
+
+
+@pytest.fixture(scope="session")
+def broker_namespace(databases: Databases) -> str:
+    return f"bookstore-test-{databases.run_id}"
+
+
+@pytest.fixture(scope="session")
+def identity_secret() -> str:
+    return secrets.token_hex(32)
+
+
+@pytest.fixture(scope="session")
+async def service_database_url(databases: Databases) -> str:
+    """One database for the in-process service tests; each app migrates its schema into it."""
+    return await databases.create("svc")
+
+
+@pytest.fixture(scope="session")
+def service_settings(
+    infra: Infra, service_database_url: str, broker_namespace: str, identity_secret: str
+) -> dict[str, Any]:
+    """Settings fields for an app under test (pass to the app's Settings(**...))."""
+    return {
+        "database_url": service_database_url,
+        "amqp_url": infra.amqp_url,
+        "broker_namespace": broker_namespace,
+        "identity_secret": identity_secret,
+        "db_pool_size": 5,
+        "log_json": False,
+        "log_level": "WARNING",
+    }
+
+
+@pytest.fixture(scope="session")
+async def stack(
+    databases: Databases,
+    infra: Infra,
+    broker_namespace: str,
+    identity_secret: str,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> AsyncIterator[LocalStack]:
+    """The gateway and the three apps as real processes on free ports, migrated and seeded."""
+    database_url = await databases.create("e2e")
+    running = LocalStack(
+        log_dir=tmp_path_factory.mktemp("stack-logs"),
+        ports={app.name: free_port() for app in APPS},
+        env={
+            "DATABASE_URL": database_url,
+            "AMQP_URL": infra.amqp_url,
+            "BROKER_NAMESPACE": f"{broker_namespace}-e2e",
+            "IDENTITY_SECRET": identity_secret,
+            "JWT_SECRET": secrets.token_hex(32),
+            "DEMO_PASSWORD": DEMO_PASSWORD,
+            "PYTHONUNBUFFERED": "1",
+        },
+    )
+    try:
+        await asyncio.to_thread(running.migrate)
+        await asyncio.to_thread(running.seed)
+        running.start()
+        await asyncio.to_thread(running.wait_ready, 90.0)
+        yield running
+    finally:
+        running.stop()
+
+
+@pytest.fixture(scope="session")
+async def gateway(stack: LocalStack) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=stack.url("gateway"), timeout=15.0) as client:
+        yield client
