@@ -1,6 +1,7 @@
 """Fixtures every test directory shares (registered as a pytest plugin by this package)."""
 
 import asyncio
+import importlib
 import secrets
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -11,6 +12,12 @@ import pytest
 from bookstore_shared.stack import APPS, LocalStack
 from bookstore_testing.harness import free_port
 from bookstore_testing.infra import Databases, Infra, provide_infra
+
+# The top-level folder `gateway/` holds the package `gateway/gateway`. Under
+# --import-mode=importlib pytest names `gateway/tests/conftest.py` "gateway.tests.conftest"
+# and would invent an empty `gateway` parent module, hiding the real package; importing the
+# real one first makes pytest hang the test modules under it instead.
+importlib.import_module("gateway")
 
 DEMO_PASSWORD = "e2e-demo-password"  # noqa: S105 - test accounts only
 

@@ -1,0 +1,105 @@
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+import gateway
+from bookstore_testing.harness import free_port, migrate, serve_app, truncate_schema
+from gateway.config import Settings
+from gateway.main import create_app
+from gateway.models import SCHEMA
+
+MIGRATIONS = Path(gateway.__file__).parent / "migrations"
+
+
+async def _echo(request: Request) -> JSONResponse:
+    """An upstream that answers with what it received, to see what the gateway forwards."""
+    body = await request.body()
+    return JSONResponse(
+        {
+            "method": request.method,
+            "path": request.url.path,
+            "query": request.url.query,
+            "headers": dict(request.headers),
+            "body": body.decode(),
+        },
+        headers={
+            "Connection": "close, x-upstream-private",
+            "X-Upstream-Private": "secret",
+            "X-Upstream-Public": "visible",
+        },
+    )
+
+
+@contextlib.asynccontextmanager
+async def running_echo() -> AsyncIterator[str]:
+    port = free_port()
+    app = Starlette(
+        routes=[Route("/{path:path}", _echo, methods=["GET", "POST", "PUT", "DELETE", "PATCH"])]
+    )
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    task = asyncio.create_task(server.serve())
+    async with asyncio.timeout(10):
+        while not server.started:  # noqa: ASYNC110 - uvicorn offers no "listening" event
+            await asyncio.sleep(0.01)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await task
+
+
+@pytest.fixture(scope="session")
+async def echo_url() -> AsyncIterator[str]:
+    async with running_echo() as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def closed_url() -> str:
+    return f"http://127.0.0.1:{free_port()}"
+
+
+@pytest.fixture(scope="session")
+def gateway_settings(service_settings: dict[str, Any], echo_url: str, closed_url: str) -> Settings:
+    return Settings(
+        **service_settings,
+        inventory_url=echo_url,
+        sales_url=echo_url,
+        delivery_url=closed_url,  # an app that is down
+        jwt_secret="test-jwt-secret-" + "x" * 32,
+    )
+
+
+@pytest.fixture(scope="session")
+async def client(gateway_settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    await migrate(MIGRATIONS, gateway_settings.database_url)
+    async with serve_app(create_app(gateway_settings)) as c:
+        yield c
+
+
+@pytest.fixture(autouse=True)
+async def _empty_schema(service_database_url: str) -> AsyncIterator[None]:
+    yield
+    await truncate_schema(service_database_url, SCHEMA)
+
+
+@pytest.fixture
+async def customer_token(client: httpx.AsyncClient) -> str:
+    await client.post(
+        "/api/auth/register", json={"email": "ann@example.com", "password": "correct-horse"}
+    )
+    reply = await client.post(
+        "/api/auth/token", data={"username": "ann@example.com", "password": "correct-horse"}
+    )
+    token: str = reply.json()["access_token"]
+    return token

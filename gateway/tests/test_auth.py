@@ -1,0 +1,153 @@
+import time
+import uuid
+
+import httpx
+import jwt
+import pytest
+from pydantic import SecretStr
+
+from gateway.config import Settings
+
+CREDENTIALS = {"email": "ann@example.com", "password": "correct-horse"}
+
+
+async def test_register_creates_a_customer_without_exposing_the_hash(
+    client: httpx.AsyncClient,
+) -> None:
+    reply = await client.post(
+        "/api/auth/register", json={**CREDENTIALS, "email": "Ann@Example.com"}
+    )
+    assert reply.status_code == 201, reply.text
+    user = reply.json()
+    assert (user["email"], user["role"], user["is_active"]) == ("ann@example.com", "customer", True)
+    assert not {"password", "password_hash"} & user.keys()
+
+
+async def test_register_twice_with_the_same_email_conflicts(client: httpx.AsyncClient) -> None:
+    await client.post("/api/auth/register", json=CREDENTIALS)
+    reply = await client.post(
+        "/api/auth/register", json={**CREDENTIALS, "email": "ANN@example.com"}
+    )
+    assert reply.status_code == 409
+    assert reply.json()["code"] == "email_taken"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {**CREDENTIALS, "role": "admin"},
+        {**CREDENTIALS, "password": "short"},
+        {**CREDENTIALS, "email": "not-an-email"},
+        {"email": "ann@example.com"},
+    ],
+    ids=["role-field", "short-password", "bad-email", "no-password"],
+)
+async def test_register_with_bad_body_is_rejected(
+    client: httpx.AsyncClient, body: dict[str, str]
+) -> None:
+    reply = await client.post("/api/auth/register", json=body)
+    assert reply.status_code == 422
+    assert reply.headers["content-type"] == "application/problem+json"
+
+
+async def test_token_then_me_returns_the_account(client: httpx.AsyncClient) -> None:
+    await client.post("/api/auth/register", json=CREDENTIALS)
+    token = await client.post(
+        "/api/auth/token", data={"username": "ANN@example.com", "password": "correct-horse"}
+    )
+    assert token.status_code == 200, token.text
+    assert token.json()["token_type"] == "bearer"
+    me = await client.get(
+        "/api/auth/me", headers={"Authorization": f"Bearer {token.json()['access_token']}"}
+    )
+    assert me.status_code == 200
+    assert me.json()["email"] == "ann@example.com"
+
+
+@pytest.mark.parametrize(
+    "form",
+    [
+        {"username": "ann@example.com", "password": "wrong-horse"},
+        {"username": "nobody@example.com", "password": "correct-horse"},
+    ],
+    ids=["wrong-password", "unknown-email"],
+)
+async def test_token_with_bad_credentials_is_unauthorized_alike(
+    client: httpx.AsyncClient, form: dict[str, str]
+) -> None:
+    await client.post("/api/auth/register", json=CREDENTIALS)
+    reply = await client.post("/api/auth/token", data=form)
+    assert reply.status_code == 401
+    assert reply.json()["code"] == "invalid_credentials"
+    assert reply.headers["www-authenticate"] == "Bearer"
+
+
+async def test_me_without_token_is_unauthorized(client: httpx.AsyncClient) -> None:
+    assert (await client.get("/api/auth/me")).status_code == 401
+
+
+def _token(settings: Settings, **overrides: object) -> str:
+    now = int(time.time())
+    claims = {
+        "iss": settings.jwt_issuer,
+        "aud": settings.jwt_audience,
+        "sub": str(uuid.uuid4()),
+        "roles": ["admin"],
+        "typ": "access",
+        "iat": now,
+        "exp": now + 60,
+        "jti": uuid.uuid4().hex,
+        **overrides,
+    }
+    return jwt.encode(claims, settings.jwt_secret.get_secret_value(), algorithm="HS256")
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {"exp": int(time.time()) - 10},
+        {"aud": "other"},
+        {"iss": "other"},
+        {"typ": "refresh"},
+        {"nbf": int(time.time()) + 600},
+    ],
+    ids=["expired", "wrong-audience", "wrong-issuer", "not-access", "not-yet-valid"],
+)
+async def test_me_with_bad_token_is_unauthorized(
+    client: httpx.AsyncClient, gateway_settings: Settings, overrides: dict[str, object]
+) -> None:
+    token = _token(gateway_settings, **overrides)
+    reply = await client.get("/api/auth/me", headers={"Authorization": f"Bearer {token}"})
+    assert reply.status_code == 401
+    assert reply.json()["code"] == "invalid_token"
+
+
+async def test_me_with_token_signed_by_another_key_is_unauthorized(
+    client: httpx.AsyncClient, gateway_settings: Settings
+) -> None:
+    other_key = SecretStr("another-secret-" + "y" * 32)
+    settings = gateway_settings.model_copy(update={"jwt_secret": other_key})
+    token = _token(settings)
+    reply = await client.get("/api/auth/me", headers={"Authorization": f"Bearer {token}"})
+    assert reply.status_code == 401
+
+
+async def test_me_with_unsigned_token_is_unauthorized(
+    client: httpx.AsyncClient, gateway_settings: Settings
+) -> None:
+    now = int(time.time())
+    token = jwt.encode(
+        {
+            "iss": gateway_settings.jwt_issuer,
+            "aud": gateway_settings.jwt_audience,
+            "sub": str(uuid.uuid4()),
+            "typ": "access",
+            "iat": now,
+            "exp": now + 60,
+            "jti": "x",
+        },
+        None,
+        algorithm="none",
+    )
+    reply = await client.get("/api/auth/me", headers={"Authorization": f"Bearer {token}"})
+    assert reply.status_code == 401
