@@ -172,7 +172,7 @@ async def seed_catalog(settings: ServiceSettings) -> str:
             "title": title,
             "author": author,
             "category": category,
-            "description": f"{title} by {author}.",
+            "description": f"{title} by {author.rstrip('.')}.",
             "price_cents": price,
             "available": stock,
         }

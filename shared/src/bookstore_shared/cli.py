@@ -3,9 +3,10 @@
 import argparse
 import asyncio
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import uvicorn
 
@@ -14,7 +15,7 @@ from bookstore_shared.db import ensure_database
 from bookstore_shared.preflight import broker_problem, postgres_problem
 from bookstore_shared.settings import ServiceSettings
 
-Seed = Callable[[ServiceSettings], Awaitable[str]]
+Seed = Callable[[ServiceSettings], Coroutine[Any, Any, str]]
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,7 @@ installed by `install_error_handlers` turn those, validation errors, unknown rou
 unexpected exceptions into `application/problem+json`. A stack trace never leaves the process.
 """
 
+from collections.abc import Mapping
 from typing import Any
 
 import structlog
@@ -97,7 +98,7 @@ def problem_response(
     code: str | None = None,
     title: str | None = None,
     detail: str | None = None,
-    headers: dict[str, str] | None = None,
+    headers: Mapping[str, str] | None = None,
     **extra: Any,
 ) -> JSONResponse:
     code = code or _HTTP_CODES.get(status, "error")

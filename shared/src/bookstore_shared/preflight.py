@@ -1,6 +1,9 @@
 """One-line answers to "is Postgres there?" and "is RabbitMQ there?", for commands a person runs."""
 
 import asyncio
+import contextlib
+import logging
+from collections.abc import Iterator
 
 import aio_pika
 import asyncpg
@@ -36,10 +39,24 @@ async def postgres_problem(database_url: str) -> str | None:
     return None
 
 
+@contextlib.contextmanager
+def _quiet(*loggers: str) -> Iterator[None]:
+    """The client libraries log their own connect failures; here we report them ourselves."""
+    saved = {name: logging.getLogger(name).level for name in loggers}
+    for name in loggers:
+        logging.getLogger(name).setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        for name, level in saved.items():
+            logging.getLogger(name).setLevel(level)
+
+
 async def broker_problem(amqp_url: str) -> str | None:
     try:
-        conn = await asyncio.wait_for(aio_pika.connect(amqp_url), TIMEOUT_SECONDS)
-        await conn.close()
+        with _quiet("aiormq", "aio_pika"):
+            conn = await asyncio.wait_for(aio_pika.connect(amqp_url), TIMEOUT_SECONDS)
+            await conn.close()
     except (OSError, TimeoutError, aio_pika.exceptions.AMQPError) as exc:
         return (
             f"RabbitMQ is not answering at {safe_url(amqp_url)} ({_reason(exc)}). "
