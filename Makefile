@@ -30,7 +30,7 @@ test: $(VENV_STAMP) ## every test: unit, service, end-to-end (real Postgres and 
 	@$(RUN) pytest
 
 test-fast: $(VENV_STAMP) ## the tests without the end-to-end suite
-	@$(RUN) pytest --ignore=tests-e2e/tests
+	@$(RUN) pytest -m "not e2e"
 
 lint: $(VENV_STAMP) ## ruff (lint and format check) and mypy on the shared library
 	@$(RUN) ruff check .

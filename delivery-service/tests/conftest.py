@@ -8,20 +8,12 @@ import pytest
 
 import delivery
 from bookstore_shared.db import Database
-from bookstore_testing.harness import migrate, serve_app, truncate_schema
+from bookstore_testing.harness import SAMPLE_ADDRESS, migrate, serve_app, truncate_schema
 from delivery.config import Settings
 from delivery.main import create_app
 from delivery.models import SCHEMA, Delivery
 
 MIGRATIONS = Path(delivery.__file__).parent / "migrations"
-ADDRESS = {
-    "name": "Ann Reader",
-    "line1": "1 High Street",
-    "line2": None,
-    "city": "Bath",
-    "postal_code": "BA1 1AA",
-    "country": "GB",
-}
 
 
 @pytest.fixture(scope="session")
@@ -49,7 +41,7 @@ async def schedule_delivery(
 
     async def schedule(customer_id: uuid.UUID) -> Delivery:
         async with db.unit_of_work() as session:
-            row = Delivery(order_id=uuid.uuid4(), customer_id=customer_id, address=ADDRESS)
+            row = Delivery(order_id=uuid.uuid4(), customer_id=customer_id, address=SAMPLE_ADDRESS)
             session.add(row)
         return row
 

@@ -8,20 +8,12 @@ import pytest
 
 import sales
 from bookstore_shared.db import Database
-from bookstore_testing.harness import migrate, serve_app, truncate_schema
+from bookstore_testing.harness import SAMPLE_ADDRESS, migrate, serve_app, truncate_schema
 from sales.config import Settings
 from sales.main import create_app
 from sales.models import SCHEMA, Order, OrderLine, OrderStatus
 
 MIGRATIONS = Path(sales.__file__).parent / "migrations"
-ADDRESS = {
-    "name": "Ann Reader",
-    "line1": "1 High Street",
-    "line2": None,
-    "city": "Bath",
-    "postal_code": "BA1 1AA",
-    "country": "GB",
-}
 
 
 @pytest.fixture(scope="session")
@@ -53,7 +45,7 @@ async def place_order(
                 customer_id=customer_id,
                 status=status,
                 total_cents=1798,
-                shipping_address=ADDRESS,
+                shipping_address=SAMPLE_ADDRESS,
                 card_last4="4242",
             )
             order.lines = [

@@ -11,6 +11,7 @@ from bookstore_shared.identity import ASSERTION_HEADER, IdentitySigner
 from bookstore_shared.stack import LocalStack
 from inventory.seed import CATALOG
 
+pytestmark = pytest.mark.e2e
 SignIn = Callable[[str, str], Awaitable[dict[str, str]]]
 
 

@@ -21,6 +21,15 @@ from bookstore_shared import migrations
 from bookstore_shared.db import asyncpg_dsn
 from bookstore_shared.identity import ASSERTION_HEADER, IdentitySigner
 
+SAMPLE_ADDRESS = {
+    "name": "Ann Reader",
+    "line1": "1 High Street",
+    "line2": None,
+    "city": "Bath",
+    "postal_code": "BA1 1AA",
+    "country": "GB",
+}
+
 
 @asynccontextmanager
 async def serve_app(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
