@@ -1,12 +1,13 @@
 import uuid
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from bookstore_shared.db import SessionDep
-from bookstore_shared.identity import CurrentUser
+from bookstore_shared.identity import CurrentUser, StaffUser
 from bookstore_shared.pagination import Page, PageDep
 from delivery import service
-from delivery.models import DeliveryPublic
+from delivery.models import Delivery, DeliveryPublic, DeliveryStatus, StatusChange
 
 router = APIRouter(prefix="/deliveries", tags=["deliveries"])
 
@@ -20,10 +21,17 @@ async def list_deliveries(
         session, principal=user, page=page, order_id=order_id
     )
     return Page(
-        data=[DeliveryPublic.model_validate(d, from_attributes=True) for d in rows],
+        data=[await _public(session, d) for d in rows],
         count=count,
         page=page.page,
         size=page.size,
+    )
+
+
+async def _public(session: AsyncSession, delivery: Delivery) -> DeliveryPublic:
+    tracking = await service.tracking_of(session, delivery_id=delivery.id)
+    return DeliveryPublic.model_validate(
+        {**delivery.model_dump(), "tracking": [t.model_dump() for t in tracking]}
     )
 
 
@@ -33,4 +41,20 @@ async def get_delivery(
 ) -> DeliveryPublic:
     """One of your deliveries and where it has got to (staff: any delivery)."""
     delivery = await service.get_delivery(session, delivery_id=delivery_id, principal=user)
-    return DeliveryPublic.model_validate(delivery, from_attributes=True)
+    return await _public(session, delivery)
+
+
+@router.post("/{delivery_id}/status")
+async def change_delivery_status(
+    delivery_id: uuid.UUID,
+    change: StatusChange,
+    request: Request,
+    session: SessionDep,
+    staff: StaffUser,
+) -> DeliveryPublic:
+    """Move a delivery on: dispatched, in transit, delivered, or failed (staff)."""
+    delivery, event = await service.change_status(
+        session, delivery_id=delivery_id, status=DeliveryStatus(change.status), note=change.note
+    )
+    await request.app.state.outbox.add(session, event)
+    return await _public(session, delivery)

@@ -4,7 +4,9 @@ from bookstore_shared.settings import ServiceSettings
 
 
 class Settings(ServiceSettings):
-    pass
+    # How long stock stays set aside for an order that is not yet paid and scheduled.
+    reservation_lease_seconds: float = 900.0
+    reservation_sweep_seconds: float = 1.0
 
 
 @lru_cache

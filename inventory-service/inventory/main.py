@@ -1,15 +1,52 @@
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import timedelta
+
 from fastapi import FastAPI
 
 from bookstore_shared.app import create_service_app
+from bookstore_shared.consumer import every, run_messaging
+from bookstore_shared.db import Database
+from bookstore_shared.messaging import INVENTORY_COMMANDS
+from bookstore_shared.outbox import Outbox
+from inventory import stock
 from inventory.config import Settings, get_settings
+from inventory.consumers import handlers
+from inventory.models import INBOX, OUTBOX
 from inventory.routes import router
+
+outbox = Outbox(OUTBOX)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def messaging(app: FastAPI) -> AsyncIterator[None]:
+        db: Database = app.state.db
+
+        async def sweep() -> None:
+            async with db.unit_of_work() as session:
+                for message in await stock.expire_reservations(session):
+                    await outbox.add(session, message)
+
+        lease = timedelta(seconds=settings.reservation_lease_seconds)
+        async with (
+            run_messaging(
+                app,
+                outbox=outbox,
+                inbox=INBOX,
+                queues={INVENTORY_COMMANDS: handlers(lease=lease)},
+            ),
+            every(settings.reservation_sweep_seconds, sweep, "reservation-sweeper"),
+        ):
+            yield
+
     return create_service_app(
         name="inventory",
         title="Inventory",
         description="The catalog and the stock.",
-        settings=settings or get_settings(),
+        settings=settings,
         routers=[router],
+        extension=messaging,
     )

@@ -2,16 +2,19 @@
 
 import uuid
 from datetime import datetime
+from enum import StrEnum
 from typing import Annotated
 
 from pydantic import AfterValidator, ConfigDict
-from sqlalchemy import CheckConstraint, Column, Computed, DateTime, Index
+from sqlalchemy import CheckConstraint, Column, Computed, DateTime, ForeignKey, Index, Uuid
 from sqlalchemy.dialects.postgresql import TSVECTOR
 from sqlmodel import Field, SQLModel
 from stdnum import isbn as stdnum_isbn
 from stdnum.exceptions import ValidationError as IsbnError
 
-from bookstore_shared.columns import timestamp_field
+from bookstore_shared.columns import enum_field, timestamp_field
+from bookstore_shared.consumer import inbox_table
+from bookstore_shared.outbox import outbox_table
 from bookstore_shared.pagination import Page
 
 SCHEMA = "inventory"
@@ -33,6 +36,10 @@ def normalize_isbn(value: str) -> str:
 
 
 Isbn = Annotated[str, AfterValidator(normalize_isbn)]
+
+
+OUTBOX = outbox_table(SCHEMA)
+INBOX = inbox_table(SCHEMA)
 
 
 class BookBase(SQLModel):
@@ -110,3 +117,48 @@ class BooksPage(Page[BookStaff | BookPublic]):
 class Category(SQLModel):
     name: str
     books: int
+
+
+class ReservationStatus(StrEnum):
+    HELD = "held"
+    COMMITTED = "committed"
+    RELEASED = "released"
+    EXPIRED = "expired"
+    RETURNED = "returned"
+
+
+class Reservation(SQLModel, table=True):
+    """Stock set aside for one order until it is sold, released, or its lease runs out."""
+
+    __tablename__ = "reservations"
+    __table_args__ = (
+        Index("ix_reservations_held_expiry", "expires_at", postgresql_where="status = 'held'"),
+        {"schema": SCHEMA},
+    )
+
+    order_id: uuid.UUID = Field(primary_key=True)
+    status: ReservationStatus = enum_field(ReservationStatus, default=ReservationStatus.HELD)
+    expires_at: datetime = Field(sa_type=DateTime(timezone=True))
+    created_at: datetime = timestamp_field()
+    updated_at: datetime = timestamp_field()
+
+
+class ReservationLine(SQLModel, table=True):
+    __tablename__ = "reservation_lines"
+    __table_args__ = (
+        CheckConstraint("quantity > 0", name="quantity_positive"),
+        {"schema": SCHEMA},
+    )
+
+    order_id: uuid.UUID = Field(
+        sa_column=Column(
+            Uuid,
+            ForeignKey(f"{SCHEMA}.reservations.order_id", ondelete="CASCADE"),
+            primary_key=True,
+        )
+    )
+    book_id: uuid.UUID = Field(
+        sa_column=Column(Uuid, ForeignKey(f"{SCHEMA}.books.id"), primary_key=True)
+    )
+    quantity: int
+    unit_price_cents: int

@@ -3,12 +3,15 @@
 import uuid
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
-from sqlalchemy import CheckConstraint, Column, ForeignKey, Index, Uuid
+from sqlalchemy import CheckConstraint, Column, DateTime, ForeignKey, Index, Uuid
 from sqlmodel import Field, Relationship, SQLModel
 
 from bookstore_shared.columns import enum_field, jsonb_field, timestamp_field
+from bookstore_shared.consumer import inbox_table
 from bookstore_shared.messages import Address
+from bookstore_shared.outbox import outbox_table
 
 SCHEMA = "sales"
 
@@ -31,6 +34,51 @@ class CancelReason(StrEnum):
     EXPIRED = "expired"
 
 
+class SagaState(StrEnum):
+    RUNNING = "running"
+    COMPENSATING = "compensating"
+    COMPLETED = "completed"
+
+
+class StockState(StrEnum):
+    NONE = "none"
+    REQUESTED = "requested"
+    HELD = "held"
+    REJECTED = "rejected"
+    COMMITTING = "committing"
+    COMMITTED = "committed"
+    RELEASING = "releasing"
+    RELEASED = "released"
+    RETURNING = "returning"
+    RETURNED = "returned"
+
+
+class PaymentState(StrEnum):
+    NONE = "none"
+    REQUESTED = "requested"
+    AUTHORIZED = "authorized"
+    DECLINED = "declined"
+    REFUNDING = "refunding"
+    REFUNDED = "refunded"
+
+
+class DeliveryState(StrEnum):
+    NONE = "none"
+    REQUESTED = "requested"
+    SCHEDULED = "scheduled"
+    REJECTED = "rejected"
+    CANCELLING = "cancelling"
+    CANCELLED = "cancelled"
+    DISPATCHED = "dispatched"
+    IN_TRANSIT = "in_transit"
+    DELIVERED = "delivered"
+    FAILED = "failed"
+
+
+OUTBOX = outbox_table(SCHEMA)
+INBOX = inbox_table(SCHEMA)
+
+
 class Order(SQLModel, table=True):
     __tablename__ = "orders"
     __table_args__ = (
@@ -43,9 +91,18 @@ class Order(SQLModel, table=True):
     customer_id: uuid.UUID
     status: OrderStatus = enum_field(OrderStatus, default=OrderStatus.PENDING)
     cancel_reason: CancelReason | None = enum_field(CancelReason, default=None, length=40)
-    total_cents: int = 0
+    cancel_details: dict[str, Any] | None = jsonb_field(default=None)
+    total_cents: int | None = None
     shipping_address: dict[str, str | None] = jsonb_field()
     card_last4: str | None = Field(default=None, max_length=4)
+    # The card provider's token for the card; the card number itself is never stored.
+    payment_token: str | None = Field(default=None, max_length=200)
+    saga_state: SagaState = enum_field(SagaState, default=SagaState.RUNNING)
+    stock_state: StockState = enum_field(StockState, default=StockState.NONE)
+    payment_state: PaymentState = enum_field(PaymentState, default=PaymentState.NONE)
+    delivery_state: DeliveryState = enum_field(DeliveryState, default=DeliveryState.NONE)
+    payment_id: uuid.UUID | None = None
+    delivery_id: uuid.UUID | None = None
     created_at: datetime = timestamp_field()
     updated_at: datetime = timestamp_field()
 
@@ -67,18 +124,102 @@ class OrderLine(SQLModel, table=True):
         )
     )
     book_id: uuid.UUID
-    title: str = Field(max_length=300)
-    unit_price_cents: int
     quantity: int
+    # Filled in from inventory when the stock is reserved: prices never come from the client.
+    title: str | None = Field(default=None, max_length=300)
+    unit_price_cents: int | None = None
 
     order: Order = Relationship(back_populates="lines")
 
 
+class StepKind(StrEnum):
+    ACTION = "action"
+    COMPENSATION = "compensation"
+
+
+class StepStatus(StrEnum):
+    SENT = "sent"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    TIMED_OUT = "timed_out"
+
+
+class SagaStep(SQLModel, table=True):
+    """One command the saga sent, and what came back."""
+
+    __tablename__ = "saga_steps"
+    __table_args__ = (
+        Index("ix_saga_steps_open_deadline", "deadline_at", postgresql_where="status = 'sent'"),
+        {"schema": SCHEMA},
+    )
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    order_id: uuid.UUID = Field(
+        sa_column=Column(
+            Uuid, ForeignKey(f"{SCHEMA}.orders.id", ondelete="CASCADE"), nullable=False, index=True
+        )
+    )
+    name: str = Field(max_length=40)
+    kind: StepKind = enum_field(StepKind, default=StepKind.ACTION)
+    status: StepStatus = enum_field(StepStatus, default=StepStatus.SENT)
+    command_type: str = Field(max_length=60)
+    command: dict[str, Any] = jsonb_field()
+    command_message_id: uuid.UUID
+    reply_type: str | None = Field(default=None, max_length=60)
+    reply_message_id: uuid.UUID | None = None
+    detail: dict[str, Any] | None = jsonb_field(default=None)
+    attempts: int = 1
+    sent_at: datetime = timestamp_field()
+    deadline_at: datetime = Field(sa_type=DateTime(timezone=True))
+    answered_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
+
+
+class PaymentStatus(StrEnum):
+    AUTHORIZED = "authorized"
+    DECLINED = "declined"
+    REFUNDED = "refunded"
+
+
+class Payment(SQLModel, table=True):
+    """The payment side of an order, as the card provider answered it."""
+
+    __tablename__ = "payments"
+    __table_args__ = (
+        CheckConstraint("amount_cents >= 0", name="amount_not_negative"),
+        {"schema": SCHEMA},
+    )
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    order_id: uuid.UUID = Field(unique=True)
+    amount_cents: int
+    status: PaymentStatus = enum_field(PaymentStatus, default=PaymentStatus.AUTHORIZED)
+    provider_reference: str | None = Field(default=None, max_length=100)
+    decline_reason: str | None = Field(default=None, max_length=40)
+    refunded_cents: int = 0
+    created_at: datetime = timestamp_field()
+    updated_at: datetime = timestamp_field()
+
+
+class IdempotencyKey(SQLModel, table=True):
+    """A client's Idempotency-Key for POST /orders, scoped to that client."""
+
+    __tablename__ = "idempotency_keys"
+    __table_args__ = {"schema": SCHEMA}
+
+    customer_id: uuid.UUID = Field(primary_key=True)
+    key: str = Field(primary_key=True, max_length=200)
+    request_hash: str = Field(max_length=64)
+    order_id: uuid.UUID | None = None
+    response_status: int | None = None
+    response_body: dict[str, Any] | None = jsonb_field(default=None)
+    created_at: datetime = timestamp_field()
+
+
 class OrderLinePublic(SQLModel):
     book_id: uuid.UUID
-    title: str
-    unit_price_cents: int
     quantity: int
+    title: str | None
+    unit_price_cents: int | None
 
 
 class OrderPublic(SQLModel):
@@ -86,7 +227,8 @@ class OrderPublic(SQLModel):
     customer_id: uuid.UUID
     status: OrderStatus
     cancel_reason: CancelReason | None
-    total_cents: int
+    cancel_details: dict[str, Any] | None
+    total_cents: int | None
     items: list[OrderLinePublic]
     shipping_address: Address
     card_last4: str | None
@@ -98,3 +240,24 @@ class OrderPublic(SQLModel):
         return cls.model_validate(
             {**order.model_dump(), "items": [line.model_dump() for line in order.lines]}
         )
+
+
+class SagaStepPublic(SQLModel):
+    name: str
+    kind: StepKind
+    status: StepStatus
+    command_type: str
+    reply_type: str | None
+    detail: dict[str, Any] | None
+    attempts: int
+    sent_at: datetime
+    deadline_at: datetime
+    answered_at: datetime | None
+
+
+class SagaPublic(SQLModel):
+    order_id: uuid.UUID
+    status: OrderStatus
+    saga_state: SagaState
+    cancel_reason: CancelReason | None
+    steps: list[SagaStepPublic]

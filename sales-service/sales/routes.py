@@ -1,14 +1,134 @@
+import asyncio
+import contextlib
+import re
 import uuid
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from typing import Annotated, Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends, Header, Request, status
+from fastapi.responses import JSONResponse
+from fastapi.sse import EventSourceResponse, ServerSentEvent
 
-from bookstore_shared.db import SessionDep
+from bookstore_shared.db import Database, SessionDep
 from bookstore_shared.identity import CurrentUser
 from bookstore_shared.pagination import Page, PageDep
 from sales import service
-from sales.models import OrderPublic, OrderStatus
+from sales.config import Settings
+from sales.models import OrderPublic, OrderStatus, SagaPublic, SagaState, SagaStepPublic
+from sales.saga import Saga
+from sales.service import OrderCreate
+from sales.watch import OrderWatch
 
 router = APIRouter(prefix="/orders", tags=["orders"])
+_PREFER_WAIT = re.compile(r"(?:^|[,;\s])wait=(\d+)(?:$|[,;\s])")
+
+IdempotencyKeyHeader = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        min_length=1,
+        max_length=200,
+        description="Repeat a POST safely: the same key and body give the same order",
+    ),
+]
+PreferHeader = Annotated[
+    str | None,
+    Header(description="`wait=N` (RFC 7240): answer when the order is final, up to N seconds"),
+]
+
+
+def _saga(request: Request, session: Any) -> Saga:
+    settings: Settings = request.app.state.settings
+    return Saga(
+        session, request.app.state.outbox, timedelta(seconds=settings.saga_step_timeout_seconds)
+    )
+
+
+async def _read_public(db: Database, order_id: uuid.UUID) -> tuple[OrderPublic, bool]:
+    async with db.sessions() as session:
+        order = await service.read_order(session, order_id=order_id)
+        assert order is not None
+        return OrderPublic.of(order), order.saga_state == SagaState.COMPLETED
+
+
+async def _wait_until_final(
+    db: Database, watch: OrderWatch, order_id: uuid.UUID, seconds: float
+) -> tuple[OrderPublic, bool]:
+    deadline = asyncio.get_running_loop().time() + seconds
+    with watch.watching(order_id) as changed:
+        while True:
+            changed.clear()
+            public, final = await _read_public(db, order_id)
+            remaining = deadline - asyncio.get_running_loop().time()
+            if final or remaining <= 0:
+                return public, final
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(changed.wait(), remaining)
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_202_ACCEPTED,
+    responses={201: {"model": OrderPublic, "description": "Final already (with Prefer: wait)"}},
+)
+async def place_order(
+    data: OrderCreate,
+    request: Request,
+    user: CurrentUser,
+    idempotency_key: IdempotencyKeyHeader = None,
+    prefer: PreferHeader = None,
+) -> JSONResponse:
+    """Place an order: stock, payment and delivery follow; `Prefer: wait=N` waits for the end."""
+    assert user.user_id is not None
+    settings: Settings = request.app.state.settings
+    db: Database = request.app.state.db
+    fingerprint = service.request_fingerprint(
+        data.model_dump(mode="json"), secret=settings.identity_secret.get_secret_value()
+    )
+    async with db.unit_of_work() as session:
+        if idempotency_key:
+            earlier = await service.claim_idempotency_key(
+                session, customer_id=user.user_id, key=idempotency_key, fingerprint=fingerprint
+            )
+            if earlier is not None:
+                assert earlier.order_id is not None
+                assert earlier.response_body is not None
+                return JSONResponse(
+                    earlier.response_body,
+                    status_code=earlier.response_status or status.HTTP_202_ACCEPTED,
+                    headers={
+                        "Location": f"/api/orders/{earlier.order_id}",
+                        "Idempotent-Replayed": "true",
+                    },
+                )
+        order = await service.place_order(
+            session,
+            saga_run=_saga(request, session),
+            provider=request.app.state.card_provider,
+            customer=user,
+            data=data,
+        )
+        order_id, public, final = order.id, OrderPublic.of(order), False
+
+    headers = {"Location": f"/api/orders/{order_id}"}
+    if prefer and (match := _PREFER_WAIT.search(prefer)):
+        seconds = min(float(match.group(1)), settings.order_wait_max_seconds)
+        public, final = await _wait_until_final(db, request.app.state.watch, order_id, seconds)
+        headers["Preference-Applied"] = f"wait={match.group(1)}"
+    code = status.HTTP_201_CREATED if final else status.HTTP_202_ACCEPTED
+    body = public.model_dump(mode="json")
+    if idempotency_key:
+        async with db.unit_of_work() as session:
+            await service.record_idempotent_response(
+                session,
+                customer_id=user.user_id,
+                key=idempotency_key,
+                order_id=order_id,
+                status=code,
+                body=body,
+            )
+    return JSONResponse(body, status_code=code, headers=headers)
 
 
 @router.get("")
@@ -26,3 +146,59 @@ async def list_orders(
 async def get_order(order_id: uuid.UUID, session: SessionDep, user: CurrentUser) -> OrderPublic:
     """One of your orders (staff: any order)."""
     return OrderPublic.of(await service.get_order(session, order_id=order_id, principal=user))
+
+
+@router.get("/{order_id}/saga")
+async def get_order_saga(order_id: uuid.UUID, session: SessionDep, user: CurrentUser) -> SagaPublic:
+    """The order's saga: every command sent, what came back and when, and what was undone."""
+    order, steps = await service.get_saga_steps(session, order_id=order_id, principal=user)
+    return SagaPublic(
+        order_id=order.id,
+        status=order.status,
+        saga_state=order.saga_state,
+        cancel_reason=order.cancel_reason,
+        steps=[SagaStepPublic.model_validate(s, from_attributes=True) for s in steps],
+    )
+
+
+@router.post("/{order_id}/cancel", status_code=status.HTTP_202_ACCEPTED)
+async def cancel_order(
+    order_id: uuid.UUID, request: Request, session: SessionDep, user: CurrentUser
+) -> OrderPublic:
+    """Cancel an order that has not shipped: the payment is refunded and the stock put back."""
+    order = await service.cancel_order(
+        session, saga_run=_saga(request, session), order_id=order_id, principal=user
+    )
+    return OrderPublic.of(order)
+
+
+async def _visible_order(order_id: uuid.UUID, session: SessionDep, user: CurrentUser) -> uuid.UUID:
+    return (await service.get_order(session, order_id=order_id, principal=user)).id
+
+
+@router.get("/{order_id}/events", response_class=EventSourceResponse)
+async def order_events(
+    request: Request, order_id: Annotated[uuid.UUID, Depends(_visible_order)]
+) -> AsyncIterator[ServerSentEvent]:
+    """The order's status as Server-Sent Events, one per change, until the order is final."""
+    db: Database = request.app.state.db
+    watch: OrderWatch = request.app.state.watch
+    last: tuple[Any, ...] | None = None
+    with watch.watching(order_id) as changed:
+        while True:
+            changed.clear()
+            public, final = await _read_public(db, order_id)
+            snapshot = (public.status, public.cancel_reason, final)
+            if snapshot != last:
+                last = snapshot
+                yield ServerSentEvent(
+                    event="status",
+                    data=public.model_dump(mode="json"),
+                    id=public.updated_at.isoformat(),
+                )
+            if final:
+                return
+            try:
+                await asyncio.wait_for(changed.wait(), 5)
+            except TimeoutError:
+                yield ServerSentEvent(comment="keep-alive")

@@ -1,15 +1,53 @@
-"""Order queries. They flush, never commit: the caller's unit of work does."""
+"""Orders. Functions flush, never commit: the caller's unit of work does."""
 
+import hashlib
+import hmac
+import json
 import uuid
+from typing import Any
 
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import func, select
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
 from bookstore_shared.identity import Principal
+from bookstore_shared.messages import Address
 from bookstore_shared.pagination import PageParams
-from sales.errors import OrderNotFound
-from sales.models import Order, OrderStatus
+from sales import saga
+from sales.errors import (
+    IdempotencyKeyInFlight,
+    IdempotencyKeyReused,
+    OrderNotCancellable,
+    OrderNotFound,
+)
+from sales.models import (
+    CancelReason,
+    DeliveryState,
+    IdempotencyKey,
+    Order,
+    OrderLine,
+    OrderStatus,
+    SagaState,
+    SagaStep,
+)
+from sales.payments import CardDetails, CardProvider
+
+
+class OrderItem(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    book_id: uuid.UUID
+    quantity: int = Field(ge=1, le=100)
+
+
+class OrderCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    items: list[OrderItem] = Field(min_length=1, max_length=50)
+    shipping_address: Address
+    payment: CardDetails
 
 
 async def get_order(session: AsyncSession, *, order_id: uuid.UUID, principal: Principal) -> Order:
@@ -42,3 +80,108 @@ async def list_orders(
         .limit(page.size)
     )
     return list(orders.all()), count or 0
+
+
+async def place_order(
+    session: AsyncSession,
+    *,
+    saga_run: saga.Saga,
+    provider: CardProvider,
+    customer: Principal,
+    data: OrderCreate,
+) -> Order:
+    """Create the order (pending) and start its saga; the card is exchanged for a token."""
+    assert customer.user_id is not None
+    order = Order(
+        customer_id=customer.user_id,
+        shipping_address=data.shipping_address.model_dump(mode="json"),
+        card_last4=data.payment.last4,
+        payment_token=provider.tokenize(data.payment),
+    )
+    order.lines = [OrderLine(book_id=i.book_id, quantity=i.quantity) for i in data.items]
+    session.add(order)
+    await session.flush()
+    await saga.start(saga_run, order)
+    return order
+
+
+async def cancel_order(
+    session: AsyncSession, *, saga_run: saga.Saga, order_id: uuid.UUID, principal: Principal
+) -> Order:
+    order = await saga.lock_order(session, order_id)
+    if order is None or not principal.can_see(order.customer_id):
+        raise OrderNotFound(f"No order with id {order_id}.")
+    if order.status in (OrderStatus.SHIPPED, OrderStatus.DELIVERED) or order.delivery_state in (
+        DeliveryState.DISPATCHED,
+        DeliveryState.IN_TRANSIT,
+        DeliveryState.DELIVERED,
+    ):
+        raise OrderNotCancellable(f"Order {order_id} has shipped.")
+    if order.status == OrderStatus.CANCELLED or order.saga_state == SagaState.COMPENSATING:
+        return order  # cancelled, or being cancelled, already
+    await saga.fail(saga_run, order, CancelReason.CUSTOMER_CANCELLED)
+    await saga_run.changed(order)
+    return order
+
+
+async def get_saga_steps(
+    session: AsyncSession, *, order_id: uuid.UUID, principal: Principal
+) -> tuple[Order, list[SagaStep]]:
+    order = await get_order(session, order_id=order_id, principal=principal)
+    steps = await session.scalars(
+        select(SagaStep)
+        .where(SagaStep.order_id == order_id)  # type: ignore[arg-type]
+        .order_by(SagaStep.sent_at, SagaStep.name)  # type: ignore[arg-type]
+    )
+    return order, list(steps.all())
+
+
+def request_fingerprint(body: dict[str, Any], *, secret: str) -> str:
+    """Keyed, so the stored fingerprint of a body that holds a card number reveals nothing."""
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), default=str)
+    return hmac.new(secret.encode(), canonical.encode(), hashlib.sha256).hexdigest()
+
+
+async def claim_idempotency_key(
+    session: AsyncSession, *, customer_id: uuid.UUID, key: str, fingerprint: str
+) -> IdempotencyKey | None:
+    """None if the key is new (now claimed); else the earlier request's record, if finished."""
+    claimed = await session.execute(
+        insert(IdempotencyKey)
+        .values(customer_id=customer_id, key=key, request_hash=fingerprint)
+        .on_conflict_do_nothing()
+        .returning(IdempotencyKey.key)  # type: ignore[arg-type]
+    )
+    if claimed.first() is not None:
+        return None
+    earlier = await session.get(IdempotencyKey, (customer_id, key))
+    assert earlier is not None
+    if earlier.request_hash != fingerprint:
+        raise IdempotencyKeyReused("This Idempotency-Key was used with a different request.")
+    if earlier.response_status is None:
+        raise IdempotencyKeyInFlight("The first request with this key has not finished yet.")
+    return earlier
+
+
+async def record_idempotent_response(
+    session: AsyncSession,
+    *,
+    customer_id: uuid.UUID,
+    key: str,
+    order_id: uuid.UUID,
+    status: int,
+    body: dict[str, Any],
+) -> None:
+    record = await session.get(IdempotencyKey, (customer_id, key))
+    assert record is not None
+    record.order_id, record.response_status, record.response_body = order_id, status, body
+
+
+async def read_order(session: AsyncSession, *, order_id: uuid.UUID) -> Order | None:
+    order: Order | None = await session.scalar(
+        select(Order)
+        .where(Order.id == order_id)  # type: ignore[arg-type]
+        .options(selectinload(Order.lines))  # type: ignore[arg-type]
+        .execution_options(populate_existing=True)
+    )
+    return order

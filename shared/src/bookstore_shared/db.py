@@ -5,19 +5,23 @@ The entrypoint owns the transaction: a request's session commits after the route
 flush, never commit.
 """
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from typing import Annotated
+from typing import Annotated, Any
 
 import asyncpg
 from fastapi import Depends, Request
 from sqlalchemy import make_url, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
 
+AfterCommit = Callable[[dict[Any, Any]], None]
+
 
 class Database:
     def __init__(self, url: str, *, pool_size: int = 10) -> None:
         self.url = url
+        # Called with session.info after each successful commit (the outbox relay listens).
+        self.after_commit: list[AfterCommit] = []
         self.engine = create_async_engine(
             url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True
         )
@@ -32,6 +36,8 @@ class Database:
             except BaseException:
                 await session.rollback()
                 raise
+            for hook in self.after_commit:
+                hook(session.info)
 
     async def ping(self) -> None:
         async with self.engine.connect() as conn:

@@ -1,5 +1,9 @@
 """Shapes that travel between apps. Defined once here so every app reads them alike."""
 
+import uuid
+from datetime import UTC, datetime
+from typing import Any, Literal
+
 from pydantic import BaseModel, ConfigDict, Field
 
 
@@ -12,3 +16,198 @@ class Address(BaseModel):
     city: str = Field(min_length=1, max_length=100)
     postal_code: str = Field(min_length=1, max_length=20)
     country: str = Field(pattern=r"^[A-Z]{2}$", description="ISO 3166-1 alpha-2 code")
+
+
+# --- Saga messages -------------------------------------------------------------------------
+# Commands are imperative (ReserveStock), replies and events past tense (StockReserved). Every
+# one is about an order: its id is the correlation id that ties a saga's messages together.
+
+
+class Message(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    order_id: uuid.UUID
+
+    @classmethod
+    def type_name(cls) -> str:
+        return cls.__name__
+
+
+class Line(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    book_id: uuid.UUID
+    quantity: int = Field(gt=0, le=1000)
+
+
+class PricedLine(Line):
+    title: str
+    unit_price_cents: int = Field(ge=0)
+
+
+class ShortLine(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    book_id: uuid.UUID
+    requested: int
+    available: int
+
+
+# Commands to inventory
+class ReserveStock(Message):
+    lines: list[Line] = Field(min_length=1)
+
+
+class CommitStock(Message):
+    """Turn the order's reservation into a sale."""
+
+
+class ReleaseStock(Message):
+    """Give back a reservation that will not become a sale."""
+
+
+class ReturnStock(Message):
+    """Put sold stock back on the shelf (a cancelled or failed delivery)."""
+
+
+# Replies and events from inventory
+class StockReserved(Message):
+    lines: list[PricedLine]
+    expires_at: datetime
+
+
+class StockRejected(Message):
+    short: list[ShortLine]
+
+
+class StockCommitted(Message):
+    pass
+
+
+class StockCommitRejected(Message):
+    reason: str
+
+
+class StockReleased(Message):
+    pass
+
+
+class StockReturned(Message):
+    pass
+
+
+class ReservationExpired(Message):
+    pass
+
+
+# Commands to payment (sales' own consumer) and its replies
+class AuthorizePayment(Message):
+    amount_cents: int = Field(ge=0)
+    payment_token: str
+
+
+class RefundPayment(Message):
+    pass
+
+
+class PaymentAuthorized(Message):
+    payment_id: uuid.UUID
+    amount_cents: int
+
+
+class PaymentDeclined(Message):
+    reason: Literal["payment_declined", "insufficient_funds"]
+
+
+class PaymentRefunded(Message):
+    refunded_cents: int
+
+
+# Commands to delivery and its replies and events
+class ScheduleDelivery(Message):
+    customer_id: uuid.UUID
+    address: Address
+
+
+class CancelDelivery(Message):
+    pass
+
+
+class DeliveryScheduled(Message):
+    delivery_id: uuid.UUID
+
+
+class DeliveryRejected(Message):
+    reason: str
+
+
+class DeliveryCancelled(Message):
+    pass
+
+
+class DeliveryStatusChanged(Message):
+    delivery_id: uuid.UUID
+    status: Literal["dispatched", "in_transit", "delivered", "failed"]
+
+
+MESSAGE_TYPES: dict[str, type[Message]] = {
+    cls.__name__: cls
+    for cls in (
+        ReserveStock,
+        CommitStock,
+        ReleaseStock,
+        ReturnStock,
+        StockReserved,
+        StockRejected,
+        StockCommitted,
+        StockCommitRejected,
+        StockReleased,
+        StockReturned,
+        ReservationExpired,
+        AuthorizePayment,
+        RefundPayment,
+        PaymentAuthorized,
+        PaymentDeclined,
+        PaymentRefunded,
+        ScheduleDelivery,
+        CancelDelivery,
+        DeliveryScheduled,
+        DeliveryRejected,
+        DeliveryCancelled,
+        DeliveryStatusChanged,
+    )
+}
+
+
+class Envelope(BaseModel):
+    """What travels on the wire: the message plus what it takes to trace and dedupe it."""
+
+    message_id: uuid.UUID
+    type: str
+    correlation_id: uuid.UUID
+    causation_id: uuid.UUID | None = None
+    occurred_at: datetime
+    traceparent: str | None = None
+    payload: dict[str, Any]
+
+    @classmethod
+    def wrap(
+        cls,
+        message: Message,
+        *,
+        causation_id: uuid.UUID | None = None,
+        traceparent: str | None = None,
+    ) -> "Envelope":
+        return cls(
+            message_id=uuid.uuid4(),
+            type=message.type_name(),
+            correlation_id=message.order_id,
+            causation_id=causation_id,
+            occurred_at=datetime.now(UTC),
+            traceparent=traceparent,
+            payload=message.model_dump(mode="json"),
+        )
+
+    def message(self) -> Message:
+        """The typed message; KeyError for an unknown type, ValidationError for a bad body."""
+        return MESSAGE_TYPES[self.type].model_validate(self.payload)

@@ -9,6 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
+from bookstore_shared.messaging import Broker
 from bookstore_shared.stack import APPS, LocalStack
 from bookstore_testing.harness import free_port
 from bookstore_testing.infra import Databases, Infra, provide_infra
@@ -36,8 +37,17 @@ async def databases(infra: Infra) -> AsyncIterator[Databases]:
 
 
 @pytest.fixture(scope="session")
-def broker_namespace(databases: Databases) -> str:
-    return f"bookstore-test-{databases.run_id}"
+async def broker_namespace(databases: Databases, infra: Infra) -> AsyncIterator[str]:
+    """This run's prefix for queue and exchange names; they are all deleted at the end."""
+    namespace = f"bookstore-test-{databases.run_id}"
+    yield namespace
+    for ns in (namespace, f"{namespace}-e2e"):
+        broker = Broker(infra.amqp_url, namespace=ns)
+        await broker.connect()
+        try:
+            await broker.delete_namespace()
+        finally:
+            await broker.close()
 
 
 @pytest.fixture(scope="session")

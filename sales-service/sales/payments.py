@@ -1,0 +1,156 @@
+"""Payments: a card provider interface, the fake provider, and the payment consumer.
+
+The card number is handed to the provider once, when the order is placed, in exchange for a
+token; only the token and the last four digits are kept. The fake provider answers by card:
+4242424242424242 is approved, 4000000000000002 declined, 4000000000009995 declined for
+insufficient funds; any other valid number is approved.
+"""
+
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Literal, Protocol, Self
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from sqlalchemy import select
+
+from bookstore_shared.columns import utcnow
+from bookstore_shared.consumer import HandlerContext, Handlers
+from bookstore_shared.messages import (
+    AuthorizePayment,
+    PaymentAuthorized,
+    PaymentDeclined,
+    PaymentRefunded,
+    RefundPayment,
+)
+from sales.models import Payment, PaymentStatus
+
+DeclineReason = Literal["payment_declined", "insufficient_funds"]
+
+
+def luhn_valid(number: str) -> bool:
+    digits = [int(d) for d in reversed(number)]
+    total = sum(digits[0::2]) + sum(sum(divmod(2 * d, 10)) for d in digits[1::2])
+    return total % 10 == 0
+
+
+class CardDetails(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    card_number: str = Field(pattern=r"^[0-9]{12,19}$", repr=False)
+    exp_month: int = Field(ge=1, le=12)
+    exp_year: int = Field(ge=2000, le=2100)
+    cvc: str = Field(pattern=r"^[0-9]{3,4}$", repr=False)
+
+    @field_validator("card_number")
+    @classmethod
+    def _luhn(cls, value: str) -> str:
+        if not luhn_valid(value):
+            raise ValueError("not a valid card number")
+        return value
+
+    @model_validator(mode="after")
+    def _not_expired(self) -> Self:
+        now = datetime.now(UTC)
+        if (self.exp_year, self.exp_month) < (now.year, now.month):
+            raise ValueError("the card has expired")
+        return self
+
+    @property
+    def last4(self) -> str:
+        return self.card_number[-4:]
+
+
+@dataclass(frozen=True)
+class Authorization:
+    approved: bool
+    reference: str | None = None
+    decline_reason: DeclineReason | None = None
+
+
+class CardProvider(Protocol):
+    def tokenize(self, card: CardDetails) -> str: ...
+
+    async def authorize(
+        self, *, token: str, amount_cents: int, idempotency_key: str
+    ) -> Authorization: ...
+
+    async def refund(self, *, reference: str, amount_cents: int, idempotency_key: str) -> None: ...
+
+
+class FakeCardProvider:
+    """A stand-in for a card provider, with the provider's well-known test cards."""
+
+    OUTCOMES: dict[str, DeclineReason] = {
+        "4000000000000002": "payment_declined",
+        "4000000000009995": "insufficient_funds",
+    }
+
+    def tokenize(self, card: CardDetails) -> str:
+        outcome = self.OUTCOMES.get(card.card_number, "approved")
+        return f"fake_{outcome}_{uuid.uuid4().hex}"
+
+    async def authorize(
+        self, *, token: str, amount_cents: int, idempotency_key: str
+    ) -> Authorization:
+        outcome = token.removeprefix("fake_").rsplit("_", 1)[0]
+        if outcome in ("payment_declined", "insufficient_funds"):
+            return Authorization(approved=False, decline_reason=outcome)  # type: ignore[arg-type]
+        reference = uuid.uuid5(uuid.NAMESPACE_URL, f"fake-auth:{idempotency_key}").hex
+        return Authorization(approved=True, reference=f"fake_auth_{reference}")
+
+    async def refund(self, *, reference: str, amount_cents: int, idempotency_key: str) -> None:
+        return None
+
+
+def handlers(provider: CardProvider) -> Handlers:
+    async def authorize(ctx: HandlerContext, message: AuthorizePayment) -> None:
+        payment = await ctx.session.scalar(
+            select(Payment).where(Payment.order_id == message.order_id).with_for_update()
+        )
+        if payment is None:
+            result = await provider.authorize(
+                token=message.payment_token,
+                amount_cents=message.amount_cents,
+                idempotency_key=str(message.order_id),
+            )
+            payment = Payment(
+                order_id=message.order_id,
+                amount_cents=message.amount_cents,
+                status=PaymentStatus.AUTHORIZED if result.approved else PaymentStatus.DECLINED,
+                provider_reference=result.reference,
+                decline_reason=result.decline_reason,
+            )
+            ctx.session.add(payment)
+            await ctx.session.flush()
+        # Asked again (a retried command): the same answer as the first time.
+        if payment.status == PaymentStatus.DECLINED:
+            reason: DeclineReason = payment.decline_reason or "payment_declined"  # type: ignore[assignment]
+            await ctx.send(PaymentDeclined(order_id=message.order_id, reason=reason))
+        else:
+            await ctx.send(
+                PaymentAuthorized(
+                    order_id=message.order_id,
+                    payment_id=payment.id,
+                    amount_cents=payment.amount_cents,
+                )
+            )
+
+    async def refund(ctx: HandlerContext, message: RefundPayment) -> None:
+        payment = await ctx.session.scalar(
+            select(Payment).where(Payment.order_id == message.order_id).with_for_update()
+        )
+        if payment is not None and payment.status == PaymentStatus.AUTHORIZED:
+            assert payment.provider_reference is not None
+            await provider.refund(
+                reference=payment.provider_reference,
+                amount_cents=payment.amount_cents,
+                idempotency_key=f"refund:{message.order_id}",
+            )
+            payment.status = PaymentStatus.REFUNDED
+            payment.refunded_cents = payment.amount_cents
+            payment.updated_at = utcnow()
+        refunded = payment.refunded_cents if payment is not None else 0
+        await ctx.send(PaymentRefunded(order_id=message.order_id, refunded_cents=refunded))
+
+    return {AuthorizePayment: authorize, RefundPayment: refund}

@@ -1,0 +1,85 @@
+"""Wakes whoever waits on an order (Prefer: wait, the SSE stream) when it changes.
+
+The saga sends `pg_notify` in the transaction that changes an order, so the notice arrives
+after the commit, in every replica; each replica keeps one LISTEN connection for all waiters.
+"""
+
+import asyncio
+import contextlib
+import uuid
+from collections import defaultdict
+from collections.abc import Iterator
+from types import TracebackType
+
+import asyncpg
+import structlog
+
+from bookstore_shared.db import asyncpg_dsn
+from sales.saga import ORDER_CHANNEL
+
+log = structlog.get_logger(__name__)
+
+
+class OrderWatch:
+    def __init__(self, database_url: str) -> None:
+        self._dsn = asyncpg_dsn(database_url)
+        self._waiters: defaultdict[uuid.UUID, set[asyncio.Event]] = defaultdict(set)
+        self._task: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> "OrderWatch":
+        connected = asyncio.Event()
+        self._task = asyncio.create_task(self._listen(connected), name="order-watch")
+        await asyncio.wait_for(connected.wait(), 10)
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def _listen(self, connected: asyncio.Event) -> None:
+        while True:
+            lost = asyncio.Event()
+            try:
+                conn = await asyncpg.connect(self._dsn)
+                conn.add_termination_listener(lambda _, lost=lost: lost.set())
+                await conn.add_listener(ORDER_CHANNEL, self._on_notify)
+                connected.set()
+                self._wake_all()  # anything may have changed while we were not listening
+                try:
+                    await lost.wait()
+                finally:
+                    await conn.close(timeout=2)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("order_watch_reconnecting", error=repr(exc))
+            await asyncio.sleep(1)
+
+    def _on_notify(self, conn: object, pid: int, channel: str, payload: str) -> None:
+        with contextlib.suppress(ValueError):
+            for event in self._waiters.get(uuid.UUID(payload), ()):
+                event.set()
+
+    def _wake_all(self) -> None:
+        for events in self._waiters.values():
+            for event in events:
+                event.set()
+
+    @contextlib.contextmanager
+    def watching(self, order_id: uuid.UUID) -> Iterator[asyncio.Event]:
+        """An event set whenever the order may have changed; read the order after each wake."""
+        event = asyncio.Event()
+        self._waiters[order_id].add(event)
+        try:
+            yield event
+        finally:
+            self._waiters[order_id].discard(event)
+            if not self._waiters[order_id]:
+                del self._waiters[order_id]

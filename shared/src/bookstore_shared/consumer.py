@@ -1,0 +1,216 @@
+"""Consuming: one typed handler per message type, each run exactly once per message.
+
+For every delivery: parse the envelope (a message that cannot be parsed is dead-lettered at
+once: retrying cannot fix it); then, in one unit of work, claim the message in the app's
+`inbox` table (a duplicate is acknowledged and skipped) and run the handler, whose outgoing
+messages go to the outbox in that same transaction; acknowledge only after the commit. A
+handler that fails is retried (deadlocks and serialization failures at once, anything else by
+redelivery with a growing pause) until the queue's delivery limit dead-letters it.
+"""
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
+from fastapi import FastAPI
+from pydantic import ValidationError
+from sqlalchemy import Column, DateTime, PrimaryKeyConstraint, String, Table, Uuid, func
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import SQLModel
+
+from bookstore_shared import faults
+from bookstore_shared.db import Database
+from bookstore_shared.messages import Envelope, Message
+from bookstore_shared.messaging import Broker
+from bookstore_shared.outbox import Outbox, OutboxRelay
+from bookstore_shared.tracing import current_traceparent
+
+log = structlog.get_logger(__name__)
+RETRYABLE_SQLSTATES = frozenset({"40001", "40P01"})  # serialization failure, deadlock
+IMMEDIATE_RETRIES = 5
+
+
+def inbox_table(schema: str) -> Table:
+    return Table(
+        "inbox",
+        SQLModel.metadata,
+        Column("consumer", String(100), nullable=False),
+        Column("message_id", Uuid, nullable=False),
+        Column("received_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+        PrimaryKeyConstraint("consumer", "message_id"),
+        schema=schema,
+    )
+
+
+@dataclass
+class HandlerContext:
+    """What a handler gets besides its message: the transaction, and a way to send replies."""
+
+    session: AsyncSession
+    envelope: Envelope
+    outbox: Outbox
+
+    async def send(self, message: Message) -> None:
+        await self.outbox.add(self.session, message, causation_id=self.envelope.message_id)
+
+
+Handler = Callable[[HandlerContext, Any], Awaitable[None]]
+Handlers = Mapping[type[Message], Handler]
+
+
+def _retryable(exc: BaseException) -> bool:
+    orig = getattr(exc, "orig", None)
+    code = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
+    return isinstance(exc, DBAPIError) and code in RETRYABLE_SQLSTATES
+
+
+class Consumer:
+    def __init__(
+        self,
+        *,
+        purpose: str,
+        broker: Broker,
+        db: Database,
+        outbox: Outbox,
+        inbox: Table,
+        handlers: Handlers,
+        prefetch: int = 32,
+    ) -> None:
+        self.purpose = purpose
+        self.broker = broker
+        self.db = db
+        self.outbox = outbox
+        self.inbox = inbox
+        self.handlers = dict(handlers)
+        self.prefetch = prefetch
+        self._channel: AbstractChannel | None = None
+
+    async def start(self) -> None:
+        self._channel = await self.broker.connection.channel()
+        await self._channel.set_qos(prefetch_count=self.prefetch)
+        queue = await self.broker.declare_queue(
+            self._channel, self.purpose, [t.type_name() for t in self.handlers]
+        )
+        await queue.consume(self.on_message)
+
+    async def stop(self) -> None:
+        if self._channel is not None:
+            await self._channel.close()
+            self._channel = None
+
+    async def on_message(self, message: AbstractIncomingMessage) -> None:
+        try:
+            envelope = Envelope.model_validate_json(message.body)
+            payload = envelope.message()
+            handler = self.handlers[type(payload)]
+        except (ValidationError, KeyError, ValueError) as exc:
+            log.error(
+                "message_dead_lettered",
+                consumer=self.purpose,
+                message_id=message.message_id,
+                message_type=message.type,
+                reason=f"unreadable: {type(exc).__name__}",
+            )
+            await message.reject(requeue=False)
+            return
+
+        bound = structlog.contextvars.bind_contextvars(
+            order_id=str(envelope.correlation_id),
+            message_type=envelope.type,
+            message_id=str(envelope.message_id),
+        )
+        trace = current_traceparent.set(envelope.traceparent)
+        try:
+            if delay := faults.delay_for(envelope.type):
+                await asyncio.sleep(delay)
+            await self._handle(envelope, payload, handler)
+        except Exception:
+            count = message.headers.get("x-delivery-count", 0)
+            deliveries = count if isinstance(count, int) else 0
+            log.exception("message_failed", consumer=self.purpose, deliveries=deliveries)
+            await asyncio.sleep(min(0.2 * 2**deliveries, 5.0))
+            await message.nack(requeue=True)
+            return
+        finally:
+            current_traceparent.reset(trace)
+            structlog.contextvars.reset_contextvars(**bound)
+        await message.ack()
+
+    async def _handle(self, envelope: Envelope, payload: Message, handler: Handler) -> None:
+        for attempt in range(1, IMMEDIATE_RETRIES + 1):
+            try:
+                async with self.db.unit_of_work() as session:
+                    claimed = await session.execute(
+                        insert(self.inbox)
+                        .values(consumer=self.purpose, message_id=envelope.message_id)
+                        .on_conflict_do_nothing()
+                        .returning(self.inbox.c.message_id)
+                    )
+                    if claimed.first() is None:
+                        log.info("message_duplicate_skipped", consumer=self.purpose)
+                        return
+                    await handler(HandlerContext(session, envelope, self.outbox), payload)
+                return
+            except DBAPIError as exc:
+                if not _retryable(exc) or attempt == IMMEDIATE_RETRIES:
+                    raise
+                log.info("message_retried", reason=type(exc.orig).__name__, attempt=attempt)
+                await asyncio.sleep(0.01 * attempt)
+
+
+@contextlib.asynccontextmanager
+async def run_messaging(
+    app: FastAPI,
+    *,
+    outbox: Outbox,
+    inbox: Table,
+    queues: Mapping[str, Handlers],
+    relay_poll_interval: float = 1.0,
+) -> AsyncIterator[OutboxRelay]:
+    """The outbox relay and one consumer per queue, for the lifetime of the app."""
+    db: Database = app.state.db
+    broker: Broker = app.state.broker
+    relay = OutboxRelay(db=db, broker=broker, table=outbox.table, poll_interval=relay_poll_interval)
+    consumers = [
+        Consumer(
+            purpose=purpose, broker=broker, db=db, outbox=outbox, inbox=inbox, handlers=handlers
+        )
+        for purpose, handlers in queues.items()
+    ]
+    async with relay:
+        for consumer in consumers:
+            await consumer.start()
+        try:
+            yield relay
+        finally:
+            for consumer in consumers:
+                await consumer.stop()
+
+
+@contextlib.asynccontextmanager
+async def every(
+    seconds: float, job: Callable[[], Awaitable[object]], name: str
+) -> AsyncIterator[None]:
+    """Run `job` every `seconds` in the background while the block runs; errors are logged."""
+
+    async def loop() -> None:
+        while True:
+            await asyncio.sleep(seconds)
+            try:
+                await job()
+            except Exception:
+                log.exception("periodic_job_failed", job=name)
+
+    task = asyncio.create_task(loop(), name=name)
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
