@@ -53,6 +53,8 @@ _DROP_REQUEST = (
         "x-forwarded-host",
     }
 )
+# The gateway sets these itself on every response.
+_OWN_RESPONSE_HEADERS = frozenset({"x-request-id", "date", "server"})
 _METHODS_WITHOUT_BODY = frozenset({"GET", "HEAD", "DELETE", "OPTIONS"})
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 
@@ -123,7 +125,7 @@ def _response_headers(upstream: httpx.Response) -> dict[str, str]:
     return {
         k: v
         for k, v in upstream.headers.items()
-        if k not in HOP_BY_HOP and k not in connection_listed and k != "x-request-id"
+        if k not in HOP_BY_HOP and k not in connection_listed and k not in _OWN_RESPONSE_HEADERS
     }
 
 

@@ -4,6 +4,7 @@ import httpx
 import pytest
 
 from bookstore_testing.plugin import DEMO_PASSWORD
+from bookstore_testing.shop import Shop
 
 SignIn = Callable[[str, str], Awaitable[dict[str, str]]]
 
@@ -28,3 +29,8 @@ async def staff(sign_in: SignIn) -> dict[str, str]:
 @pytest.fixture(scope="session")
 async def customer(sign_in: SignIn) -> dict[str, str]:
     return await sign_in("customer@bookstore.local")
+
+
+@pytest.fixture(scope="session")
+def shop(gateway: httpx.AsyncClient, staff: dict[str, str]) -> Shop:
+    return Shop(gateway, staff)

@@ -117,12 +117,12 @@ class LocalStack:
             return ""
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
 
-    def wait_ready(self, timeout: float = 60.0) -> None:
+    def wait_ready(self, timeout: float = 60.0, only: str | None = None) -> None:
         deadline = time.monotonic() + timeout
-        pending = [app.name for app in APPS]
+        pending = [app.name for app in APPS if only in (None, app.name)]
         with httpx.Client(timeout=2.0) as client:
             while pending:
-                if dead := self.exited():
+                if dead := {n: c for n, c in self.exited().items() if n in pending}:
                     name, code = next(iter(dead.items()))
                     raise StackError(
                         f"{name} exited with code {code}; last log lines:\n{self.log_tail(name)}"
