@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -80,33 +81,56 @@ class LocalStack:
             raise StackError(f"`{app} {' '.join(args)}` failed: {(errors or lines)[-1]}")
         return result.stdout.strip()
 
+    def _each_app(self, command: str) -> list[str]:
+        # The apps' schemas are independent, so their commands run side by side.
+        with ThreadPoolExecutor(max_workers=len(APPS)) as pool:
+            return list(pool.map(lambda app: self.run_command(app.name, command), APPS))
+
     def migrate(self) -> list[str]:
-        return [self.run_command(app.name, "migrate") for app in APPS]
+        return self._each_app("migrate")
 
     def seed(self) -> list[str]:
-        return [self.run_command(app.name, "seed") for app in APPS]
+        return self._each_app("seed")
 
     def start(self) -> None:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         for app in APPS:
-            log = self.log_path(app.name).open("ab")
-            self.processes[app.name] = subprocess.Popen(  # noqa: S603
-                [
-                    sys.executable,
-                    "-m",
-                    app.name,
-                    "serve",
-                    "--host",
-                    self.host,
-                    "--port",
-                    str(self.ports[app.name]),
-                ],
-                env=self.env,
+            self._spawn(app.name, self.env)
+
+    def _spawn(self, name: str, env: Mapping[str, str]) -> None:
+        command = [
+            sys.executable,
+            "-m",
+            name,
+            "serve",
+            "--host",
+            self.host,
+            "--port",
+            str(self.ports[name]),
+        ]
+        with self.log_path(name).open("ab") as log:
+            self.processes[name] = subprocess.Popen(  # noqa: S603 - our interpreter, our module
+                command,
+                env=dict(env),
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,  # Ctrl-C reaches us, and we stop them in order
             )
-            log.close()
+
+    def restart(
+        self, name: str, env: Mapping[str, str] | None = None, timeout: float = 60.0
+    ) -> None:
+        """Stop one app (if it still runs) and start it again, with extra environment if given."""
+        process = self.processes[name]
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        self._spawn(name, {**self.env, **(env or {})})
+        self.wait_ready(timeout, only=name)
 
     def exited(self) -> dict[str, int]:
         return {name: code for name, p in self.processes.items() if (code := p.poll()) is not None}

@@ -114,3 +114,12 @@ async def stack(
 async def gateway(stack: LocalStack) -> AsyncIterator[httpx.AsyncClient]:
     async with httpx.AsyncClient(base_url=stack.url("gateway"), timeout=15.0) as client:
         yield client
+
+
+@pytest.fixture(scope="session")
+async def e2e_broker(stack: LocalStack, infra: Infra) -> AsyncIterator[Broker]:
+    """A connection to the stack's broker namespace, to publish or inspect messages directly."""
+    broker = Broker(infra.amqp_url, namespace=stack.env["BROKER_NAMESPACE"])
+    await broker.connect()
+    yield broker
+    await broker.close()

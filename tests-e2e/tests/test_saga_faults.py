@@ -1,0 +1,217 @@
+"""Failures the saga must survive: crashes, a broker restart, poison and duplicate messages,
+an expired reservation, a request repeated while the first is still running."""
+
+import asyncio
+import subprocess
+import uuid
+from collections.abc import AsyncIterator
+
+import aio_pika
+import pytest
+
+from bookstore_shared.messages import AuthorizePayment, Envelope, Line, ReserveStock
+from bookstore_shared.messaging import Broker
+from bookstore_shared.stack import LocalStack
+from bookstore_testing.infra import Infra
+from bookstore_testing.shop import Shop, eventually
+
+pytestmark = pytest.mark.e2e
+
+
+async def _wait_exited(stack: LocalStack, app: str) -> None:
+    async def gone() -> bool:
+        return app in stack.exited()
+
+    await eventually(gone, within=20, what=f"{app} to crash")
+
+
+@pytest.mark.parametrize(
+    ("app", "message_type"),
+    [("sales", "ReserveStock"), ("inventory", "StockReserved"), ("delivery", "DeliveryScheduled")],
+)
+async def test_app_killed_between_commit_and_publish_completes_after_restart(
+    shop: Shop, stack: LocalStack, app: str, message_type: str
+) -> None:
+    book = await shop.new_book(stock=3)
+    customer = await shop.new_customer()
+    await asyncio.to_thread(
+        stack.restart, app, {"BOOKSTORE_FAULTS": f"crash_after_commit:{message_type}"}
+    )
+    try:
+        reply = await shop.place_order(customer, [(book, 1)], wait=None)
+        await _wait_exited(stack, app)
+    finally:
+        await asyncio.to_thread(stack.restart, app)
+    if app != "sales":
+        assert reply.status_code == 202
+    orders = (await shop.gateway.get("/api/orders", headers=customer)).json()
+    assert orders["count"] == 1  # committed before the crash, so it exists
+    final = await shop.wait_final(orders["data"][0]["id"], customer, within=40)
+    assert final["status"] == "confirmed"
+    assert await shop.counts(book) == (2, 0, 1)
+
+
+async def test_broker_restart_mid_saga_loses_nothing(shop: Shop, infra: Infra) -> None:
+    if infra.source != "local":
+        pytest.skip("restarts the local RabbitMQ with rabbitmqctl")
+    book = await shop.new_book(stock=30)
+    customer = await shop.new_customer()
+    replies = await asyncio.gather(
+        *(shop.place_order(customer, [(book, 1)], wait=None) for _ in range(20))
+    )
+    assert {r.status_code for r in replies} == {202}
+    for command in (["rabbitmqctl", "stop_app"], ["rabbitmqctl", "start_app"]):
+        await asyncio.to_thread(
+            subprocess.run, command, check=True, capture_output=True, timeout=120
+        )
+    finals = [await shop.wait_final(r.json()["id"], customer, within=90) for r in replies]
+    assert {f["status"] for f in finals} == {"confirmed"}
+    assert await shop.counts(book) == (10, 0, 20)
+
+
+@pytest.fixture
+async def dead_letters(e2e_broker: Broker) -> AsyncIterator[aio_pika.abc.AbstractQueue]:
+    channel = await e2e_broker.connection.channel()
+    queue = await channel.declare_queue(
+        f"{e2e_broker.name('inventory.commands')}.dead", passive=True
+    )
+    await queue.purge()
+    yield queue
+    await channel.close()
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"{not json",
+        b'{"message_id": "x"}',
+        Envelope.wrap(ReserveStock.model_construct(order_id=uuid.uuid4(), lines=[]))
+        .model_dump_json()
+        .encode(),
+    ],
+    ids=["not-json", "not-an-envelope", "invalid-payload"],
+)
+async def test_poison_message_is_dead_lettered_and_good_ones_keep_flowing(
+    shop: Shop, e2e_broker: Broker, dead_letters: aio_pika.abc.AbstractQueue, body: bytes
+) -> None:
+    channel = await e2e_broker.connection.channel(publisher_confirms=True)
+    exchange = await channel.get_exchange(e2e_broker.exchange_name)
+    await exchange.publish(aio_pika.Message(body, message_id="poison"), routing_key="ReserveStock")
+    await channel.close()
+
+    async def dead_lettered() -> aio_pika.abc.AbstractIncomingMessage | None:
+        return await dead_letters.get(fail=False)
+
+    dead = await eventually(dead_lettered, within=20, what="the poison message in the DLQ")
+    assert dead.body == body
+    await dead.ack()
+    book = await shop.new_book(stock=1)
+    order = (await shop.place_order(await shop.new_customer(), [(book, 1)])).json()
+    assert order["status"] == "confirmed"
+
+
+async def _capture(
+    broker: Broker, *message_types: str
+) -> tuple[aio_pika.abc.AbstractChannel, aio_pika.abc.AbstractQueue]:
+    """A private queue that also receives every message of these types."""
+    channel = await broker.connection.channel()
+    queue = await channel.declare_queue(exclusive=True, auto_delete=True)
+    exchange = await channel.get_exchange(broker.exchange_name)
+    for message_type in message_types:
+        await queue.bind(exchange, routing_key=message_type)
+    return channel, queue
+
+
+async def _received(
+    queue: aio_pika.abc.AbstractQueue, order_id: uuid.UUID, *, quiet_for: float
+) -> list[str]:
+    """Types of the messages about `order_id` that arrive until none has come for `quiet_for` s."""
+    seen: list[str] = []
+    loop = asyncio.get_running_loop()
+    last = loop.time()
+    while loop.time() - last < quiet_for:
+        message = await queue.get(fail=False)
+        if message is None:
+            await asyncio.sleep(0.05)
+            continue
+        await message.ack()
+        if message.correlation_id == str(order_id):
+            seen.append(message.type or "")
+            last = loop.time()
+    return seen
+
+
+async def test_same_command_delivered_three_times_is_applied_once(
+    shop: Shop, e2e_broker: Broker
+) -> None:
+    book = await shop.new_book(stock=10)
+    order_id = uuid.uuid4()
+    channel, replies = await _capture(
+        e2e_broker, "StockReserved", "StockRejected", "PaymentAuthorized", "PaymentDeclined"
+    )
+    lines = [Line(book_id=uuid.UUID(book), quantity=4)]
+    reserve = Envelope.wrap(ReserveStock(order_id=order_id, lines=lines))
+    pay = Envelope.wrap(
+        AuthorizePayment(
+            order_id=order_id, amount_cents=500, payment_token=f"fake_approved_{uuid.uuid4().hex}"
+        )
+    )
+    try:
+        for envelope in (reserve, pay):
+            for _ in range(3):
+                await e2e_broker.publish(envelope)
+        seen = await _received(replies, order_id, quiet_for=3)
+        assert sorted(seen) == ["PaymentAuthorized", "StockReserved"]
+        assert await shop.counts(book) == (6, 4, 0)
+        # A retried command (a new message about the same order) is answered the same way
+        # without setting more stock aside.
+        await e2e_broker.publish(Envelope.wrap(ReserveStock(order_id=order_id, lines=lines)))
+        assert await _received(replies, order_id, quiet_for=2) == ["StockReserved"]
+        assert await shop.counts(book) == (6, 4, 0)
+    finally:
+        await channel.close()
+
+
+@pytest.fixture
+async def slow_payment_short_lease(stack: LocalStack) -> AsyncIterator[None]:
+    """Payments take 3 s and reservations last 1 s, so the lease runs out mid-saga."""
+    await asyncio.to_thread(stack.restart, "inventory", {"RESERVATION_LEASE_SECONDS": "1"})
+    await asyncio.to_thread(
+        stack.restart, "sales", {"BOOKSTORE_FAULTS": "delay:AuthorizePayment:3"}
+    )
+    try:
+        yield
+    finally:
+        await asyncio.to_thread(stack.restart, "inventory")
+        await asyncio.to_thread(stack.restart, "sales")
+
+
+@pytest.mark.usefixtures("slow_payment_short_lease")
+async def test_reservation_expiry_releases_stock_and_refunds_a_late_payment(shop: Shop) -> None:
+    book = await shop.new_book(stock=2)
+    customer = await shop.new_customer()
+    order = (await shop.place_order(customer, [(book, 2)], wait=None)).json()
+    final = await shop.wait_final(order["id"], customer, within=30)
+    assert (final["status"], final["cancel_reason"]) == ("cancelled", "expired")
+    assert await shop.counts(book) == (2, 0, 0)
+    saga = await shop.saga(order["id"], customer)
+    refund = [s for s in saga["steps"] if s["name"] == "refund_payment"]
+    assert [(s["status"], s["detail"]) for s in refund] == [("succeeded", {"refunded_cents": 2000})]
+    assert "commit_stock" not in {s["name"] for s in saga["steps"]}
+
+
+@pytest.mark.usefixtures("slow_payment_short_lease")
+async def test_idempotency_key_reused_while_first_request_runs_is_a_conflict(shop: Shop) -> None:
+    book = await shop.new_book(stock=5)
+    customer = await shop.new_customer()
+    key = uuid.uuid4().hex
+    first = asyncio.create_task(shop.place_order(customer, [(book, 1)], key=key, wait=10))
+
+    async def in_flight() -> bool:
+        return (await shop.gateway.get("/api/orders", headers=customer)).json()["count"] == 1
+
+    await eventually(in_flight, within=10, what="the first order to exist")
+    second = await shop.place_order(customer, [(book, 1)], key=key, wait=None)
+    assert second.status_code == 409
+    assert second.json()["code"] == "idempotency_key_in_flight"
+    assert (await first).status_code == 201
