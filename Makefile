@@ -8,7 +8,7 @@ RUN := $(UV) run --frozen
 APPS := inventory sales delivery gateway
 VENV_STAMP := .venv/.synced
 
-.PHONY: help run test test-fast lint format migrate seed up down clean
+.PHONY: help run test test-fast lint format bench migrate seed up down clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -40,6 +40,9 @@ lint: $(VENV_STAMP) ## ruff (lint and format check) and mypy on the shared libra
 format: $(VENV_STAMP) ## apply ruff's fixes and formatting
 	@$(RUN) ruff check --fix .
 	@$(RUN) ruff format .
+
+bench: $(VENV_STAMP) ## orders/s and POST-to-final latency through the gateway (BENCH_ARGS="--clients 16 --seconds 20")
+	@$(RUN) python -m bookstore_testing.bench $(BENCH_ARGS)
 
 migrate: $(VENV_STAMP) ## create the database if needed and migrate every app's schema
 	@for app in $(APPS); do $(RUN) python -m $$app migrate || exit 1; done
