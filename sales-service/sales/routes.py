@@ -56,15 +56,15 @@ async def _wait_until_final(
     db: Database, watch: OrderWatch, order_id: uuid.UUID, seconds: float
 ) -> tuple[OrderPublic, bool]:
     deadline = asyncio.get_running_loop().time() + seconds
-    with watch.watching(order_id) as changed:
+    with watch.watching(order_id) as watcher:
         while True:
-            changed.clear()
+            watcher.final.clear()
             public, final = await _read_public(db, order_id)
             remaining = deadline - asyncio.get_running_loop().time()
             if final or remaining <= 0:
                 return public, final
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(changed.wait(), remaining)
+                await asyncio.wait_for(watcher.final.wait(), remaining)
 
 
 @router.post(
@@ -184,9 +184,9 @@ async def order_events(
     db: Database = request.app.state.db
     watch: OrderWatch = request.app.state.watch
     last: tuple[Any, ...] | None = None
-    with watch.watching(order_id) as changed:
+    with watch.watching(order_id) as watcher:
         while True:
-            changed.clear()
+            watcher.changed.clear()
             public, final = await _read_public(db, order_id)
             snapshot = (public.status, public.cancel_reason, final)
             if snapshot != last:
@@ -199,6 +199,6 @@ async def order_events(
             if final:
                 return
             try:
-                await asyncio.wait_for(changed.wait(), 5)
+                await asyncio.wait_for(watcher.changed.wait(), 5)
             except TimeoutError:
                 yield ServerSentEvent(comment="keep-alive")

@@ -15,7 +15,7 @@ from datetime import timedelta
 from typing import Any
 
 import structlog
-from sqlalchemy import select, text
+from sqlalchemy import select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
@@ -121,37 +121,41 @@ class Saga:
     async def answer(
         self, order: Order, name: str, status: StepStatus, detail: dict[str, Any] | None = None
     ) -> None:
-        step = await self.session.scalar(
-            select(SagaStep)
-            .where(SagaStep.order_id == order.id, SagaStep.name == name)  # type: ignore[arg-type]
-            .order_by(SagaStep.sent_at.desc())  # type: ignore[attr-defined]
-            .limit(1)
+        # Only a step still waiting is answered: a duplicate or late answer keeps the first.
+        await self.session.execute(
+            update(SagaStep)
+            .where(
+                SagaStep.order_id == order.id,  # type: ignore[arg-type]
+                SagaStep.name == name,  # type: ignore[arg-type]
+                SagaStep.status == StepStatus.SENT,  # type: ignore[arg-type]
+            )
+            .values(
+                status=status,
+                reply_type=self.reply.type_name() if self.reply else None,
+                reply_message_id=self.reply_message_id,
+                detail=detail,
+                answered_at=utcnow(),
+            )
+            .execution_options(synchronize_session=False)
         )
-        if step is None or step.status != StepStatus.SENT:
-            return  # a duplicate or late answer: the first one is kept
-        step.status = status
-        step.reply_type = self.reply.type_name() if self.reply else None
-        step.reply_message_id = self.reply_message_id
-        step.detail = detail
-        step.answered_at = utcnow()
 
     async def changed(self, order: Order) -> None:
         """Wake anyone waiting on this order (Prefer: wait, the SSE stream), in any replica."""
         order.updated_at = utcnow()
         await self.session.execute(
             text("SELECT pg_notify(:channel, :order_id)"),
-            {"channel": ORDER_CHANNEL, "order_id": str(order.id)},
+            {"channel": ORDER_CHANNEL, "order_id": f"{order.id}:{order.saga_state.value}"},
         )
 
 
-async def lock_order(session: AsyncSession, order_id: uuid.UUID) -> Order | None:
+async def lock_order(
+    session: AsyncSession, order_id: uuid.UUID, *, with_lines: bool = True
+) -> Order | None:
     """The order, locked: answers about one order are applied one at a time."""
-    order: Order | None = await session.scalar(
-        select(Order)
-        .where(Order.id == order_id)  # type: ignore[arg-type]
-        .options(selectinload(Order.lines))  # type: ignore[arg-type]
-        .with_for_update()
-    )
+    query = select(Order).where(Order.id == order_id).with_for_update()  # type: ignore[arg-type]
+    if with_lines:
+        query = query.options(selectinload(Order.lines))  # type: ignore[arg-type]
+    order: Order | None = await session.scalar(query)
     return order
 
 
@@ -398,7 +402,9 @@ REPLY_HANDLERS = {
 def handlers(*, outbox: Outbox, step_timeout: timedelta) -> Handlers:
     def bind(on_reply: Any) -> Any:
         async def handle(ctx: HandlerContext, message: Message) -> None:
-            order = await lock_order(ctx.session, message.order_id)
+            order = await lock_order(
+                ctx.session, message.order_id, with_lines=on_reply is on_stock_reserved
+            )
             if order is None:
                 log.warning("saga_reply_for_unknown_order", order_id=str(message.order_id))
                 return

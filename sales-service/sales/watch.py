@@ -15,6 +15,7 @@ import asyncpg
 import structlog
 
 from bookstore_shared.db import asyncpg_dsn
+from sales.models import SagaState
 from sales.saga import ORDER_CHANNEL
 
 log = structlog.get_logger(__name__)
@@ -23,7 +24,7 @@ log = structlog.get_logger(__name__)
 class OrderWatch:
     def __init__(self, database_url: str) -> None:
         self._dsn = asyncpg_dsn(database_url)
-        self._waiters: defaultdict[uuid.UUID, set[asyncio.Event]] = defaultdict(set)
+        self._waiters: defaultdict[uuid.UUID, set[Watcher]] = defaultdict(set)
         self._task: asyncio.Task[None] | None = None
 
     async def __aenter__(self) -> "OrderWatch":
@@ -63,23 +64,36 @@ class OrderWatch:
             await asyncio.sleep(1)
 
     def _on_notify(self, conn: object, pid: int, channel: str, payload: str) -> None:
+        order_id, _, saga_state = payload.partition(":")
         with contextlib.suppress(ValueError):
-            for event in self._waiters.get(uuid.UUID(payload), ()):
-                event.set()
+            for watcher in self._waiters.get(uuid.UUID(order_id), ()):
+                watcher.changed.set()
+                if saga_state == SagaState.COMPLETED:
+                    watcher.final.set()
 
     def _wake_all(self) -> None:
-        for events in self._waiters.values():
-            for event in events:
-                event.set()
+        for watchers in self._waiters.values():
+            for watcher in watchers:
+                watcher.changed.set()
+                watcher.final.set()  # we may have missed it: make every waiter look
 
     @contextlib.contextmanager
-    def watching(self, order_id: uuid.UUID) -> Iterator[asyncio.Event]:
-        """An event set whenever the order may have changed; read the order after each wake."""
-        event = asyncio.Event()
-        self._waiters[order_id].add(event)
+    def watching(self, order_id: uuid.UUID) -> Iterator["Watcher"]:
+        """Events set when the order may have changed, and when it may be final.
+
+        They only say "look again": read the order after each wake.
+        """
+        watcher = Watcher()
+        self._waiters[order_id].add(watcher)
         try:
-            yield event
+            yield watcher
         finally:
-            self._waiters[order_id].discard(event)
+            self._waiters[order_id].discard(watcher)
             if not self._waiters[order_id]:
                 del self._waiters[order_id]
+
+
+class Watcher:
+    def __init__(self) -> None:
+        self.changed = asyncio.Event()
+        self.final = asyncio.Event()

@@ -215,3 +215,37 @@ async def test_idempotency_key_reused_while_first_request_runs_is_a_conflict(sho
     assert second.status_code == 409
     assert second.json()["code"] == "idempotency_key_in_flight"
     assert (await first).status_code == 201
+
+
+async def test_step_without_answer_is_resent_then_compensated(
+    shop: Shop, stack: LocalStack
+) -> None:
+    fast_deadlines = {"SAGA_STEP_TIMEOUT_SECONDS": "1", "SAGA_STEP_MAX_ATTEMPTS": "2"}
+    await asyncio.to_thread(stack.restart, "sales", fast_deadlines)
+    await asyncio.to_thread(stack.stop_app, "delivery")
+    try:
+        book = await shop.new_book(stock=2)
+        customer = await shop.new_customer()
+        order = (await shop.place_order(customer, [(book, 1)], wait=None)).json()
+
+        async def timed_out() -> dict[str, object] | None:
+            saga = await shop.saga(order["id"], customer)
+            step = next((s for s in saga["steps"] if s["name"] == "schedule_delivery"), None)
+            return step if step and step["status"] == "timed_out" else None
+
+        step = await eventually(timed_out, within=20, what="schedule_delivery to time out")
+        assert step["attempts"] == 2
+    finally:
+        # Delivery comes back: the queued commands and the compensation are worked off.
+        await asyncio.to_thread(stack.restart, "delivery")
+        await asyncio.to_thread(stack.restart, "sales")
+    final = await shop.wait_final(order["id"], customer, within=40)
+    assert (final["status"], final["cancel_reason"]) == ("cancelled", "expired")
+    assert await shop.counts(book) == (2, 0, 0)
+    saga = await shop.saga(order["id"], customer)
+    done = {(s["name"], s["status"]) for s in saga["steps"]}
+    assert {
+        ("release_stock", "succeeded"),
+        ("refund_payment", "succeeded"),
+        ("cancel_delivery", "succeeded"),
+    } <= done

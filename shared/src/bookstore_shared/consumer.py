@@ -80,7 +80,7 @@ class Consumer:
         outbox: Outbox,
         inbox: Table,
         handlers: Handlers,
-        prefetch: int = 32,
+        prefetch: int = 16,
     ) -> None:
         self.purpose = purpose
         self.broker = broker

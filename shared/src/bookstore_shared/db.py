@@ -18,12 +18,14 @@ AfterCommit = Callable[[dict[Any, Any]], None]
 
 
 class Database:
-    def __init__(self, url: str, *, pool_size: int = 10) -> None:
+    def __init__(self, url: str, *, pool_size: int = 20) -> None:
         self.url = url
         # Called with session.info after each successful commit (the outbox relay listens).
         self.after_commit: list[AfterCommit] = []
+        # No pre-ping (a round trip per checkout): a connection found dead fails its one
+        # request or message, which is retried, and SQLAlchemy then refreshes the pool.
         self.engine = create_async_engine(
-            url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True
+            url, pool_size=pool_size, max_overflow=pool_size // 2, pool_recycle=1800
         )
         self.sessions = async_sessionmaker(self.engine, class_=AsyncSession, expire_on_commit=False)
 
@@ -75,8 +77,8 @@ async def ensure_database(url: str) -> bool:
             return False
         try:
             await conn.execute(f'CREATE DATABASE "{name}"')
-        except asyncpg.DuplicateDatabaseError:  # created concurrently by another app
-            return False
+        except (asyncpg.DuplicateDatabaseError, asyncpg.UniqueViolationError):
+            return False  # another app created it at the same moment
         return True
     finally:
         await conn.close()

@@ -13,7 +13,7 @@ class ServiceSettings(BaseSettings):
 
     environment: Literal["development", "production"] = "development"
     database_url: str = "postgresql+asyncpg://postgres@127.0.0.1:5432/bookstore"
-    db_pool_size: int = 10
+    db_pool_size: int = 20
     amqp_url: str = "amqp://guest:guest@127.0.0.1:5672/"
     # Prefix of every exchange and queue name, so two deployments (or two test runs)
     # can share one broker without seeing each other's messages.

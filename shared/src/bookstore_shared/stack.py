@@ -117,10 +117,7 @@ class LocalStack:
                 start_new_session=True,  # Ctrl-C reaches us, and we stop them in order
             )
 
-    def restart(
-        self, name: str, env: Mapping[str, str] | None = None, timeout: float = 60.0
-    ) -> None:
-        """Stop one app (if it still runs) and start it again, with extra environment if given."""
+    def stop_app(self, name: str) -> None:
         process = self.processes[name]
         if process.poll() is None:
             process.send_signal(signal.SIGTERM)
@@ -129,6 +126,12 @@ class LocalStack:
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
+
+    def restart(
+        self, name: str, env: Mapping[str, str] | None = None, timeout: float = 60.0
+    ) -> None:
+        """Stop one app (if it still runs) and start it again, with extra environment if given."""
+        self.stop_app(name)
         self._spawn(name, {**self.env, **(env or {})})
         self.wait_ready(timeout, only=name)
 
