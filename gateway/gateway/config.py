@@ -13,6 +13,23 @@ class Settings(ServiceSettings):
     jwt_issuer: str = "bookstore"
     jwt_audience: str = "bookstore-api"
     access_token_minutes: int = 15
+    refresh_token_days: int = 14
+    # How long a checked session, account or API key is trusted before it is checked again:
+    # deactivation, role changes, logout and key revocation take effect within this time.
+    auth_cache_seconds: float = 5.0
+    # Rate limits (https://limits.readthedocs.io/ notation), shared by every gateway replica
+    # through Redis when REDIS_URL is set, per process otherwise.
+    redis_url: str | None = None
+    rate_limit_per_principal: str = "600/minute"
+    rate_limit_per_ip: str = "1200/minute"
+    login_failures_per_account: str = "10/minute"
+    login_failures_per_ip: str = "10/minute"
+    max_body_bytes: int = 1_048_576
+    # The circuit breaker per app: open after this many failures in a row, retry after ttl.
+    breaker_threshold: int = 5
+    breaker_ttl_seconds: float = 10.0
+    # Re-resolve an app's host name this often, so replicas added by --scale are found.
+    upstream_dns_seconds: float = 5.0
     # Comma-separated base URLs; several URLs are several replicas of one app.
     inventory_url: str = "http://127.0.0.1:8001"
     sales_url: str = "http://127.0.0.1:8002"

@@ -15,3 +15,15 @@ class InvalidToken(Unauthorized):
 
 class UserNotFound(NotFound):
     code, title = "user_not_found", "User not found"
+
+
+class InvalidApiKey(Unauthorized):
+    code, title = "invalid_api_key", "The API key is unknown or revoked"
+
+
+class InvalidRefreshToken(Unauthorized):
+    code, title = "invalid_refresh_token", "The refresh token is invalid, used or expired"
+
+
+class ApiKeyNotFound(NotFound):
+    code, title = "api_key_not_found", "API key not found"

@@ -2,26 +2,31 @@
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Annotated, Any
+from typing import Any
 
 import httpx
 from asgi_correlation_id import CorrelationIdMiddleware, correlation_id
-from fastapi import Depends, FastAPI, Request
+from fastapi import FastAPI, Request
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse
+from purgatory import AsyncCircuitBreakerFactory
 from starlette.responses import Response
 
 from bookstore_shared import health
 from bookstore_shared.app import REQUEST_ID_HEADER
+from bookstore_shared.bodylimit import BodyLimitMiddleware
 from bookstore_shared.db import Database
 from bookstore_shared.errors import PROBLEM_RESPONSES, install_error_handlers
-from bookstore_shared.identity import IdentitySigner, Principal
+from bookstore_shared.identity import CurrentPrincipal, IdentitySigner
 from bookstore_shared.logging import configure_logging
 from gateway.config import Settings, get_settings
 from gateway.docs import MergedDocs
+from gateway.guard import GatewayGuard
 from gateway.proxy import RouteNotFound, Upstream, forward, route_for
+from gateway.ratelimit import RateLimits
 from gateway.routes import router as auth_router
-from gateway.security import Passwords, Tokens, authenticate
+from gateway.routes import users as users_router
+from gateway.security import Identities, Passwords, Tokens
 
 PROXY_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 
@@ -53,7 +58,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             limits=httpx.Limits(max_connections=500, max_keepalive_connections=100),
             follow_redirects=False,
         )
-        upstreams = {name: Upstream(name, urls) for name, urls in settings.upstream_urls().items()}
+        upstreams = {
+            name: Upstream(name, urls, dns_seconds=settings.upstream_dns_seconds)
+            for name, urls in settings.upstream_urls().items()
+        }
         signer = IdentitySigner(
             settings.identity_secret.get_secret_value(), ttl_seconds=settings.identity_ttl_seconds
         )
@@ -61,8 +69,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.client = client
         app.state.upstreams = upstreams
         app.state.signer = signer
-        app.state.tokens = Tokens(settings)
+        tokens = Tokens(settings)
+        app.state.tokens = tokens
         app.state.passwords = Passwords(concurrency=settings.password_hash_concurrency)
+        app.state.identities = Identities(
+            db=db, tokens=tokens, cache_seconds=settings.auth_cache_seconds
+        )
+        app.state.rate_limits = RateLimits(settings)
+        app.state.breakers = AsyncCircuitBreakerFactory(
+            default_threshold=settings.breaker_threshold, default_ttl=settings.breaker_ttl_seconds
+        )
         app.state.docs = MergedDocs(
             app=app,
             client=client,
@@ -97,6 +113,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     app.include_router(health.router)
     app.include_router(auth_router)
+    app.include_router(users_router)
 
     @app.get("/openapi.json", include_in_schema=False)
     async def openapi(request: Request) -> dict[str, Any]:
@@ -108,9 +125,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return get_swagger_ui_html(openapi_url="/openapi.json", title="Bookstore API")
 
     @app.api_route("/api/{path:path}", methods=PROXY_METHODS, include_in_schema=False)
-    async def proxy(
-        request: Request, principal: Annotated[Principal, Depends(authenticate)]
-    ) -> Response:
+    async def proxy(request: Request, principal: CurrentPrincipal) -> Response:
         app_name = route_for(request.url.path)
         if app_name is None:
             raise RouteNotFound(f"No route for {request.url.path}.")
@@ -118,10 +133,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             request,
             client=request.app.state.client,
             upstream=request.app.state.upstreams[app_name],
+            breakers=request.app.state.breakers,
             signer=request.app.state.signer,
             principal=principal,
             request_id=correlation_id.get() or "",
         )
 
+    # Starlette runs the last-added middleware first: request id, body limit, then the guard.
+    app.add_middleware(GatewayGuard)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(CorrelationIdMiddleware, header_name=REQUEST_ID_HEADER)
     return app

@@ -5,7 +5,7 @@ from datetime import datetime
 from enum import StrEnum
 
 from pydantic import ConfigDict, EmailStr
-from sqlalchemy import CheckConstraint
+from sqlalchemy import CheckConstraint, Column, DateTime, ForeignKey, Uuid
 from sqlmodel import Field, SQLModel
 
 from bookstore_shared.columns import enum_field, timestamp_field
@@ -34,6 +34,60 @@ class User(SQLModel, table=True):
     created_at: datetime = timestamp_field()
 
 
+class AuthSession(SQLModel, table=True):
+    """One sign-in: its refresh tokens form a family; revoking it ends them all."""
+
+    __tablename__ = "auth_sessions"
+    __table_args__ = {"schema": SCHEMA}
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    user_id: uuid.UUID = Field(
+        sa_column=Column(
+            Uuid, ForeignKey(f"{SCHEMA}.users.id", ondelete="CASCADE"), nullable=False, index=True
+        )
+    )
+    created_at: datetime = timestamp_field()
+    revoked_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
+    revoked_reason: str | None = Field(default=None, max_length=40)
+
+
+class RefreshToken(SQLModel, table=True):
+    """A refresh token, stored as its hash. Each is good for one refresh only."""
+
+    __tablename__ = "refresh_tokens"
+    __table_args__ = {"schema": SCHEMA}
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    session_id: uuid.UUID = Field(
+        sa_column=Column(
+            Uuid,
+            ForeignKey(f"{SCHEMA}.auth_sessions.id", ondelete="CASCADE"),
+            nullable=False,
+            index=True,
+        )
+    )
+    token_hash: str = Field(max_length=64, unique=True)
+    expires_at: datetime = Field(sa_type=DateTime(timezone=True))
+    used_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
+    created_at: datetime = timestamp_field()
+
+
+class ApiKey(SQLModel, table=True):
+    """A key for a program rather than a person, acting with one role; stored as its hash."""
+
+    __tablename__ = "api_keys"
+    __table_args__ = {"schema": SCHEMA}
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    name: str = Field(max_length=100)
+    role: Role = enum_field(Role, default=Role.CUSTOMER)
+    key_hash: str = Field(max_length=64, unique=True)
+    prefix: str = Field(max_length=12)
+    created_by: uuid.UUID
+    created_at: datetime = timestamp_field()
+    revoked_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
+
+
 class UserRegister(SQLModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -51,5 +105,38 @@ class UserPublic(SQLModel):
 
 class Token(SQLModel):
     access_token: str
+    refresh_token: str
     token_type: str = "bearer"  # noqa: S105 - the OAuth2 token type, not a secret
     expires_in: int = Field(description="Seconds until the access token expires")
+
+
+class RefreshRequest(SQLModel):
+    model_config = ConfigDict(extra="forbid")
+
+    refresh_token: str = Field(min_length=1, max_length=200)
+
+
+class ApiKeyCreate(SQLModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=100)
+    role: Role
+
+
+class ApiKeyPublic(SQLModel):
+    id: uuid.UUID
+    name: str
+    role: Role
+    prefix: str = Field(description="The key's first characters, to tell keys apart")
+    created_at: datetime
+    revoked_at: datetime | None
+
+
+class ApiKeyCreated(ApiKeyPublic):
+    key: str = Field(description="The key itself: shown this once, never again")
+
+
+class RoleChange(SQLModel):
+    model_config = ConfigDict(extra="forbid")
+
+    role: Role

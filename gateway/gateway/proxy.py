@@ -1,11 +1,14 @@
 """Forwarding: public path prefix → app, with the caller's identity signed into an assertion."""
 
-import itertools
-from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass, field
+import asyncio
+import ipaddress
+import socket
+from collections.abc import AsyncIterator
 
 import httpx
 from fastapi import Request
+from purgatory import AsyncCircuitBreakerFactory
+from purgatory.domain.model import OpenedState
 from starlette.background import BackgroundTask
 from starlette.responses import Response, StreamingResponse
 
@@ -79,22 +82,51 @@ def route_for(path: str) -> str | None:
     return None
 
 
-@dataclass
 class Upstream:
-    """One app, possibly several replicas, taken in turn."""
+    """One app: its configured URLs, each host name resolved to every address it has (compose
+    gives a scaled service one name with several), taken in turn."""
 
-    name: str
-    urls: list[str]
-    _turn: Iterator[str] = field(init=False, repr=False)
+    def __init__(self, name: str, urls: list[str], *, dns_seconds: float = 5.0) -> None:
+        self.name = name
+        self.urls = urls
+        self._dns_seconds = dns_seconds
+        self._resolved: list[tuple[str, str]] = []  # (base URL to dial, Host header)
+        self._resolved_at = float("-inf")
+        self._turn = 0
 
-    def __post_init__(self) -> None:
-        self._turn = itertools.cycle(self.urls)
+    async def _resolve(self) -> list[tuple[str, str]]:
+        loop = asyncio.get_running_loop()
+        if loop.time() - self._resolved_at < self._dns_seconds and self._resolved:
+            return self._resolved
+        resolved: list[tuple[str, str]] = []
+        for url in self.urls:
+            parsed = httpx.URL(url)
+            host, port = parsed.host, parsed.port or 80
+            try:
+                ipaddress.ip_address(host)
+                addresses = [host]
+            except ValueError:
+                try:
+                    infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+                    addresses = sorted({info[4][0] for info in infos})
+                except OSError:
+                    addresses = [host]  # let the connect fail and say so
+            for address in addresses:
+                dial = f"[{address}]" if ":" in address else address
+                resolved.append(
+                    (
+                        str(parsed.copy_with(host=dial.strip("[]"))).rstrip("/"),
+                        parsed.netloc.decode(),
+                    )
+                )
+        self._resolved, self._resolved_at = resolved, loop.time()
+        return resolved
 
-    def attempts(self) -> list[str]:
+    async def attempts(self) -> list[tuple[str, str]]:
         """Every replica once, starting with the next in turn."""
-        first = next(self._turn)
-        start = self.urls.index(first)
-        return self.urls[start:] + self.urls[:start]
+        replicas = await self._resolve()
+        self._turn = (self._turn + 1) % len(replicas)
+        return replicas[self._turn :] + replicas[: self._turn]
 
 
 def _forward_headers(request: Request, assertion: str, request_id: str) -> list[tuple[str, str]]:
@@ -134,6 +166,32 @@ async def forward(
     *,
     client: httpx.AsyncClient,
     upstream: Upstream,
+    breakers: AsyncCircuitBreakerFactory,
+    signer: IdentitySigner,
+    principal: Principal,
+    request_id: str,
+) -> Response:
+    try:
+        async with await breakers.get_breaker(upstream.name):
+            return await _forward(
+                request,
+                client=client,
+                upstream=upstream,
+                signer=signer,
+                principal=principal,
+                request_id=request_id,
+            )
+    except OpenedState as exc:
+        raise UpstreamUnavailable(
+            f"{upstream.name} is failing; not trying it again for a few seconds."
+        ) from exc
+
+
+async def _forward(
+    request: Request,
+    *,
+    client: httpx.AsyncClient,
+    upstream: Upstream,
     signer: IdentitySigner,
     principal: Principal,
     request_id: str,
@@ -143,27 +201,27 @@ async def forward(
     headers = _forward_headers(request, assertion, request_id)
     has_body = request.method not in _METHODS_WITHOUT_BODY or "content-length" in request.headers
     body: AsyncIterator[bytes] | None = request.stream() if has_body else None
+    # A refused connection means nothing was sent, so the next replica may be tried; a method
+    # that is not idempotent, or whose body stream may be spent, gets one attempt only.
+    retry = request.method in IDEMPOTENT_METHODS and body is None
 
     last_error: httpx.TransportError | None = None
-    for base_url in upstream.attempts():
+    for base_url, host in await upstream.attempts():
         outgoing = client.build_request(
             request.method,
             base_url + path,
             params=request.url.query,
-            headers=headers,
+            headers=[*headers, ("host", host)],
             content=body,
         )
         try:
             reply = await client.send(outgoing, stream=True)
         except httpx.TimeoutException as exc:
             raise UpstreamTimeout(f"{upstream.name} did not answer in time.") from exc
-        except httpx.ConnectError as exc:
-            last_error = exc
-            if body is not None:  # the body stream may be spent: only bodiless calls move on
-                break
-            continue
         except httpx.TransportError as exc:
             last_error = exc
+            if retry and isinstance(exc, httpx.ConnectError):
+                continue
             break
         return StreamingResponse(
             reply.aiter_raw(),

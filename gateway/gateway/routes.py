@@ -1,14 +1,37 @@
+import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request, status
+from fastapi import APIRouter, Depends, Request, Response, status
 from fastapi.security import OAuth2PasswordRequestForm
 
-from bookstore_shared.db import SessionDep
+from bookstore_shared.db import Database, SessionDep
+from bookstore_shared.identity import AdminUser, CurrentUser
+from bookstore_shared.pagination import Page, PageDep
 from gateway import service
-from gateway.models import Token, UserPublic, UserRegister
-from gateway.security import CurrentUser
+from gateway.errors import InvalidCredentials, UserNotFound
+from gateway.models import (
+    ApiKeyCreate,
+    ApiKeyCreated,
+    ApiKeyPublic,
+    RefreshRequest,
+    RoleChange,
+    Token,
+    UserPublic,
+    UserRegister,
+)
+from gateway.ratelimit import RateLimits
+from gateway.security import Tokens
 
 router = APIRouter(prefix="/api/auth", tags=["auth"])
+users = APIRouter(prefix="/api/users", tags=["users"])
+
+
+def _token(sign_in: service.SignIn, tokens: Tokens) -> Token:
+    return Token(
+        access_token=sign_in.access_token,
+        refresh_token=sign_in.refresh_token,
+        expires_in=int(tokens.access_ttl.total_seconds()),
+    )
 
 
 @router.post("/register", status_code=status.HTTP_201_CREATED)
@@ -24,19 +47,119 @@ async def register(data: UserRegister, session: SessionDep, request: Request) ->
 async def issue_token(
     form: Annotated[OAuth2PasswordRequestForm, Depends()], session: SessionDep, request: Request
 ) -> Token:
-    """Sign in with the OAuth2 password form (username is the email) and get an access token."""
-    user = await service.authenticate_user(
-        session, passwords=request.app.state.passwords, email=form.username, password=form.password
-    )
-    tokens = request.app.state.tokens
-    return Token(
-        access_token=tokens.issue_access(user), expires_in=int(tokens.access_ttl.total_seconds())
-    )
+    """Sign in with the OAuth2 password form (username is the email): access + refresh token."""
+    limits: RateLimits = request.app.state.rate_limits
+    client_ip = request.state.client_ip
+    await limits.check_sign_in(form.username, client_ip)
+    try:
+        user = await service.authenticate_user(
+            session,
+            passwords=request.app.state.passwords,
+            email=form.username,
+            password=form.password,
+        )
+    except InvalidCredentials:
+        await limits.sign_in_failed(form.username, client_ip)
+        raise
+    tokens: Tokens = request.app.state.tokens
+    return _token(await service.start_session(session, tokens=tokens, user=user), tokens)
+
+
+@router.post("/refresh")
+async def refresh(data: RefreshRequest, request: Request) -> Token:
+    """A new token pair for a refresh token; each refresh token works once."""
+    db: Database = request.app.state.db
+    tokens: Tokens = request.app.state.tokens
+    async with db.unit_of_work() as session:
+        outcome = await service.rotate_refresh_token(
+            session, tokens=tokens, refresh_token=data.refresh_token
+        )
+    if not isinstance(outcome, service.SignIn):
+        request.app.state.identities.forget()
+        raise outcome
+    return _token(outcome, tokens)
+
+
+@router.post("/logout", status_code=status.HTTP_204_NO_CONTENT)
+async def logout(data: RefreshRequest, session: SessionDep, request: Request) -> None:
+    """End the sign-in the refresh token belongs to: its access and refresh tokens stop working."""
+    await service.end_session(session, refresh_token=data.refresh_token)
+    request.app.state.identities.forget()
 
 
 @router.get("/me")
 async def me(principal: CurrentUser, session: SessionDep) -> UserPublic:
     """The signed-in account."""
     assert principal.user_id is not None
-    user = await service.get_user(session, user_id=principal.user_id)
+    try:
+        user = await service.get_user(session, user_id=principal.user_id)
+    except UserNotFound as exc:
+        raise UserNotFound("API keys act for a role, not for an account.") from exc
+    return UserPublic.model_validate(user, from_attributes=True)
+
+
+@router.post("/api-keys", status_code=status.HTTP_201_CREATED)
+async def create_api_key(
+    data: ApiKeyCreate, session: SessionDep, admin: AdminUser
+) -> ApiKeyCreated:
+    """Create an API key for a role (admins); the key is in this answer only."""
+    assert admin.user_id is not None
+    api_key, key = await service.create_api_key(
+        session, name=data.name, role=data.role, created_by=admin.user_id
+    )
+    return ApiKeyCreated.model_validate({**api_key.model_dump(), "key": key})
+
+
+@router.get("/api-keys")
+async def list_api_keys(session: SessionDep, admin: AdminUser) -> list[ApiKeyPublic]:
+    """Every API key, without its secret (admins)."""
+    return [
+        ApiKeyPublic.model_validate(k, from_attributes=True)
+        for k in await service.list_api_keys(session)
+    ]
+
+
+@router.delete("/api-keys/{key_id}", status_code=status.HTTP_204_NO_CONTENT)
+async def revoke_api_key(
+    key_id: uuid.UUID, session: SessionDep, admin: AdminUser, request: Request
+) -> Response:
+    """Revoke an API key (admins); it stops working at once."""
+    await service.revoke_api_key(session, key_id=key_id)
+    request.app.state.identities.forget()
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@users.get("")
+async def list_users(session: SessionDep, admin: AdminUser, page: PageDep) -> Page[UserPublic]:
+    """Every account (admins)."""
+    rows, count = await service.list_users(session, page=page)
+    return Page(
+        data=[UserPublic.model_validate(u, from_attributes=True) for u in rows],
+        count=count,
+        page=page.page,
+        size=page.size,
+    )
+
+
+@users.put("/{user_id}/role")
+async def change_role(
+    user_id: uuid.UUID,
+    change: RoleChange,
+    session: SessionDep,
+    admin: AdminUser,
+    request: Request,
+) -> UserPublic:
+    """Give an account another role (admins); it applies to tokens already issued."""
+    user = await service.change_role(session, user_id=user_id, role=change.role)
+    request.app.state.identities.forget()
+    return UserPublic.model_validate(user, from_attributes=True)
+
+
+@users.post("/{user_id}/deactivate")
+async def deactivate_user(
+    user_id: uuid.UUID, session: SessionDep, admin: AdminUser, request: Request
+) -> UserPublic:
+    """Deactivate an account (admins): it cannot sign in, and its tokens stop working."""
+    user = await service.deactivate_user(session, user_id=user_id)
+    request.app.state.identities.forget()
     return UserPublic.model_validate(user, from_attributes=True)

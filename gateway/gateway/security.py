@@ -1,25 +1,50 @@
-"""Passwords (argon2id, off the event loop, capped) and access tokens (JWT, pinned algorithm)."""
+"""Credentials: passwords (argon2id), access tokens (JWT), refresh tokens and API keys.
+
+An access token names its user and sign-in session. Every request's session and account (or
+API key) is checked against the database, through a cache of a few seconds, so signing out,
+deactivating an account, changing a role or revoking a key takes effect within that time.
+"""
 
 import asyncio
+import hashlib
+import secrets
+import time
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
-from typing import Annotated
+from typing import TypeVar
 
 import anyio.to_thread
 import jwt
-from asgi_correlation_id import correlation_id
-from fastapi import Depends, Request
 from pwdlib import PasswordHash
 from pwdlib.hashers.argon2 import Argon2Hasher
+from sqlalchemy import select
+from starlette.datastructures import Headers
 
+from bookstore_shared.db import Database
 from bookstore_shared.identity import Principal
 from gateway.config import Settings
-from gateway.errors import InvalidToken
-from gateway.models import User
+from gateway.errors import InvalidApiKey, InvalidToken
+from gateway.models import ApiKey, AuthSession, Role, User
 
 JWT_ALGORITHM = "HS256"
+API_KEY_PREFIX = "bk_"
 # OWASP's argon2id recommendation: 19 MiB, 2 iterations, 1 lane.
 _ARGON2 = Argon2Hasher(time_cost=2, memory_cost=19_456, parallelism=1)
+T = TypeVar("T")
+
+
+def secret_hash(secret: str) -> str:
+    """Refresh tokens and API keys are long random strings: a plain SHA-256 is enough."""
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def new_refresh_token() -> str:
+    return secrets.token_urlsafe(32)
+
+
+def new_api_key() -> str:
+    return API_KEY_PREFIX + secrets.token_urlsafe(32)
 
 
 class Passwords:
@@ -47,13 +72,15 @@ class Tokens:
         self._issuer = settings.jwt_issuer
         self._audience = settings.jwt_audience
         self.access_ttl = timedelta(minutes=settings.access_token_minutes)
+        self.refresh_ttl = timedelta(days=settings.refresh_token_days)
 
-    def issue_access(self, user: User) -> str:
+    def issue_access(self, user: User, session_id: uuid.UUID) -> str:
         now = datetime.now(UTC)
         claims = {
             "iss": self._issuer,
             "aud": self._audience,
             "sub": str(user.id),
+            "sid": str(session_id),
             "roles": [user.role.value],
             "typ": "access",
             "iat": now,
@@ -63,7 +90,8 @@ class Tokens:
         }
         return jwt.encode(claims, self._secret, algorithm=JWT_ALGORITHM)
 
-    def principal_from_access(self, token: str, *, request_id: str | None) -> Principal:
+    def read_access(self, token: str) -> tuple[uuid.UUID, uuid.UUID]:
+        """The (user id, session id) a valid access token names."""
         try:
             claims = jwt.decode(
                 token,
@@ -71,39 +99,92 @@ class Tokens:
                 algorithms=[JWT_ALGORITHM],
                 audience=self._audience,
                 issuer=self._issuer,
-                options={"require": ["iss", "aud", "sub", "exp", "iat", "jti"]},
+                options={"require": ["iss", "aud", "sub", "sid", "exp", "iat", "nbf", "jti"]},
             )
             if claims.get("typ") != "access":
                 raise InvalidToken("Not an access token.")
-            return Principal(
-                user_id=uuid.UUID(claims["sub"]),
-                roles=frozenset(claims.get("roles") or ()),
-                request_id=request_id,
-            )
-        except (jwt.InvalidTokenError, ValueError, TypeError) as exc:
+            return uuid.UUID(claims["sub"]), uuid.UUID(claims["sid"])
+        except (jwt.InvalidTokenError, ValueError, TypeError, KeyError) as exc:
             raise InvalidToken() from exc
 
 
-def authenticate(request: Request) -> Principal:
-    """The caller's principal from `Authorization: Bearer`; anonymous if there is none.
+class _TtlCache:
+    def __init__(self, seconds: float, max_entries: int = 50_000) -> None:
+        self.seconds = seconds
+        self.max_entries = max_entries
+        self._entries: dict[object, tuple[float, object]] = {}
 
-    A token that is present but bad is a 401, never a silent fall back to anonymous.
-    """
-    request_id = correlation_id.get()
-    header = request.headers.get("authorization")
-    if not header:
-        return Principal(request_id=request_id)
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        raise InvalidToken("Use `Authorization: Bearer <access token>`.")
-    tokens: Tokens = request.app.state.tokens
-    return tokens.principal_from_access(token.strip(), request_id=request_id)
+    async def get(self, key: object, load: Callable[[], Awaitable[T]]) -> T:
+        now = time.monotonic()
+        entry = self._entries.get(key)
+        if entry is not None and entry[0] > now:
+            return entry[1]  # type: ignore[return-value]
+        value = await load()
+        if self.seconds > 0:
+            if len(self._entries) >= self.max_entries:
+                self._entries.clear()
+            self._entries[key] = (now + self.seconds, value)
+        return value
+
+    def clear(self) -> None:
+        self._entries.clear()
 
 
-def require_user(principal: Annotated[Principal, Depends(authenticate)]) -> Principal:
-    if not principal.is_authenticated:
-        raise InvalidToken("Sign in first: POST /api/auth/token.")
-    return principal
+class Identities:
+    """Who the credentials on a request belong to, or a 401."""
 
+    def __init__(self, *, db: Database, tokens: Tokens, cache_seconds: float) -> None:
+        self._db = db
+        self._tokens = tokens
+        self._cache = _TtlCache(cache_seconds)
 
-CurrentUser = Annotated[Principal, Depends(require_user)]
+    def forget(self) -> None:
+        """Drop cached checks (this replica changed an account, a session or a key)."""
+        self._cache.clear()
+
+    async def principal(self, headers: Headers, *, request_id: str | None) -> Principal:
+        if api_key := headers.get("x-api-key"):
+            found = await self._cache.get(("key", api_key), lambda: self._load_key(api_key))
+            if found is None:
+                raise InvalidApiKey()
+            key_id, role = found
+            return Principal(user_id=key_id, roles=frozenset({role}), request_id=request_id)
+        authorization = headers.get("authorization")
+        if not authorization:
+            return Principal(request_id=request_id)
+        scheme, _, token = authorization.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise InvalidToken("Use `Authorization: Bearer <access token>`.")
+        user_id, session_id = self._tokens.read_access(token.strip())
+        role = await self._cache.get(
+            ("session", session_id), lambda: self._load_session(user_id, session_id)
+        )
+        if role is None:
+            raise InvalidToken("This sign-in has ended; sign in again.")
+        # The role is read from the account, so a role change applies to tokens already out.
+        return Principal(user_id=user_id, roles=frozenset({role}), request_id=request_id)
+
+    async def _load_session(self, user_id: uuid.UUID, session_id: uuid.UUID) -> str | None:
+        async with self._db.sessions() as session:
+            row = (
+                await session.execute(
+                    select(User.role, User.is_active, AuthSession.revoked_at)
+                    .join(AuthSession, AuthSession.user_id == User.id)  # type: ignore[arg-type]
+                    .where(User.id == user_id, AuthSession.id == session_id)  # type: ignore[arg-type]
+                )
+            ).first()
+        if row is None or not row.is_active or row.revoked_at is not None:
+            return None
+        return Role(row.role).value
+
+    async def _load_key(self, api_key: str) -> tuple[uuid.UUID, str] | None:
+        if not api_key.startswith(API_KEY_PREFIX):
+            return None
+        async with self._db.sessions() as session:
+            key = await session.scalar(
+                select(ApiKey).where(
+                    ApiKey.key_hash == secret_hash(api_key),  # type: ignore[arg-type]
+                    ApiKey.revoked_at.is_(None),  # type: ignore[union-attr]
+                )
+            )
+        return (key.id, Role(key.role).value) if key is not None else None

@@ -1,14 +1,30 @@
-"""Accounts. Functions flush, never commit: the caller's unit of work does."""
+"""Accounts, sign-ins and API keys. Functions flush, never commit: the caller's unit of work
+does."""
 
 import uuid
+from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from gateway.errors import EmailTaken, InvalidCredentials, UserNotFound
-from gateway.models import Role, User
-from gateway.security import Passwords
+from bookstore_shared.columns import utcnow
+from bookstore_shared.pagination import PageParams
+from gateway.errors import (
+    ApiKeyNotFound,
+    EmailTaken,
+    InvalidCredentials,
+    InvalidRefreshToken,
+    UserNotFound,
+)
+from gateway.models import ApiKey, AuthSession, RefreshToken, Role, User
+from gateway.security import Passwords, Tokens, new_api_key, new_refresh_token, secret_hash
+
+
+@dataclass(frozen=True)
+class SignIn:
+    access_token: str
+    refresh_token: str
 
 
 async def register_user(
@@ -41,8 +57,121 @@ async def authenticate_user(
     return user
 
 
+async def _issue(
+    session: AsyncSession, *, tokens: Tokens, user: User, session_id: uuid.UUID
+) -> SignIn:
+    refresh = new_refresh_token()
+    session.add(
+        RefreshToken(
+            session_id=session_id,
+            token_hash=secret_hash(refresh),
+            expires_at=utcnow() + tokens.refresh_ttl,
+        )
+    )
+    await session.flush()
+    return SignIn(access_token=tokens.issue_access(user, session_id), refresh_token=refresh)
+
+
+async def start_session(session: AsyncSession, *, tokens: Tokens, user: User) -> SignIn:
+    auth_session = AuthSession(user_id=user.id)
+    session.add(auth_session)
+    await session.flush()
+    return await _issue(session, tokens=tokens, user=user, session_id=auth_session.id)
+
+
+async def rotate_refresh_token(
+    session: AsyncSession, *, tokens: Tokens, refresh_token: str
+) -> SignIn | InvalidRefreshToken:
+    """A new pair for a good refresh token. A token used twice ends its whole sign-in session
+    (someone has a copy), and that must be committed even though the caller gets a 401: so the
+    refusal is returned, not raised."""
+    token = await session.scalar(
+        select(RefreshToken)
+        .where(RefreshToken.token_hash == secret_hash(refresh_token))  # type: ignore[arg-type]
+        .with_for_update()
+    )
+    if token is None:
+        return InvalidRefreshToken()
+    auth_session = await session.get(AuthSession, token.session_id, with_for_update=True)
+    assert auth_session is not None
+    user = await session.get(User, auth_session.user_id)
+    if auth_session.revoked_at is not None or user is None or not user.is_active:
+        return InvalidRefreshToken("This sign-in has ended; sign in again.")
+    if token.used_at is not None:
+        auth_session.revoked_at, auth_session.revoked_reason = utcnow(), "refresh_token_reused"
+        return InvalidRefreshToken("This refresh token was used already; the sign-in has ended.")
+    if token.expires_at < utcnow():
+        return InvalidRefreshToken("This refresh token has expired; sign in again.")
+    token.used_at = utcnow()
+    return await _issue(session, tokens=tokens, user=user, session_id=auth_session.id)
+
+
+async def end_session(session: AsyncSession, *, refresh_token: str) -> None:
+    token = await session.scalar(
+        select(RefreshToken).where(RefreshToken.token_hash == secret_hash(refresh_token))  # type: ignore[arg-type]
+    )
+    if token is not None:
+        await session.execute(
+            update(AuthSession)
+            .where(AuthSession.id == token.session_id, AuthSession.revoked_at.is_(None))  # type: ignore[arg-type, union-attr]
+            .values(revoked_at=utcnow(), revoked_reason="signed_out")
+        )
+
+
 async def get_user(session: AsyncSession, *, user_id: uuid.UUID) -> User:
     user = await session.get(User, user_id)
     if user is None:
         raise UserNotFound()
     return user
+
+
+async def list_users(session: AsyncSession, *, page: PageParams) -> tuple[list[User], int]:
+    count = await session.scalar(select(func.count()).select_from(User))
+    users = await session.scalars(
+        select(User).order_by(User.created_at, User.id).offset(page.offset).limit(page.size)  # type: ignore[arg-type]
+    )
+    return list(users.all()), count or 0
+
+
+async def change_role(session: AsyncSession, *, user_id: uuid.UUID, role: Role) -> User:
+    user = await get_user(session, user_id=user_id)
+    user.role = role
+    await session.flush()
+    return user
+
+
+async def deactivate_user(session: AsyncSession, *, user_id: uuid.UUID) -> User:
+    user = await get_user(session, user_id=user_id)
+    user.is_active = False
+    await session.execute(
+        update(AuthSession)
+        .where(AuthSession.user_id == user_id, AuthSession.revoked_at.is_(None))  # type: ignore[arg-type, union-attr]
+        .values(revoked_at=utcnow(), revoked_reason="deactivated")
+    )
+    await session.flush()
+    return user
+
+
+async def create_api_key(
+    session: AsyncSession, *, name: str, role: Role, created_by: uuid.UUID
+) -> tuple[ApiKey, str]:
+    key = new_api_key()
+    api_key = ApiKey(
+        name=name, role=role, key_hash=secret_hash(key), prefix=key[:10], created_by=created_by
+    )
+    session.add(api_key)
+    await session.flush()
+    return api_key, key
+
+
+async def list_api_keys(session: AsyncSession) -> list[ApiKey]:
+    keys = await session.scalars(select(ApiKey).order_by(ApiKey.created_at))  # type: ignore[arg-type]
+    return list(keys.all())
+
+
+async def revoke_api_key(session: AsyncSession, *, key_id: uuid.UUID) -> None:
+    key = await session.get(ApiKey, key_id)
+    if key is None:
+        raise ApiKeyNotFound()
+    key.revoked_at = key.revoked_at or utcnow()
+    await session.flush()

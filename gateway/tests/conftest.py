@@ -76,7 +76,7 @@ def gateway_settings(service_settings: dict[str, Any], echo_url: str, closed_url
         inventory_url=echo_url,
         sales_url=echo_url,
         delivery_url=closed_url,  # an app that is down
-        jwt_secret="test-jwt-secret-" + "x" * 32,
+        jwt_secret="test-jwt-secret-" + "x" * 64,
     )
 
 
@@ -91,6 +91,30 @@ async def client(gateway_settings: Settings) -> AsyncIterator[httpx.AsyncClient]
 async def _empty_schema(service_database_url: str) -> AsyncIterator[None]:
     yield
     await truncate_schema(service_database_url, SCHEMA)
+
+
+@pytest.fixture
+async def admin(client: httpx.AsyncClient, gateway_settings: Settings) -> dict[str, str]:
+    """An admin's headers (admins cannot register: made in the database, as the seed does)."""
+    from bookstore_shared.db import Database
+    from gateway.models import Role
+    from gateway.security import Passwords
+    from gateway.service import register_user
+
+    db = Database(gateway_settings.database_url, pool_size=1)
+    async with db.unit_of_work() as session:
+        await register_user(
+            session,
+            passwords=Passwords(concurrency=1),
+            email="root@example.com",
+            password="an-admin-passphrase",
+            role=Role.ADMIN,
+        )
+    await db.dispose()
+    reply = await client.post(
+        "/api/auth/token", data={"username": "root@example.com", "password": "an-admin-passphrase"}
+    )
+    return {"Authorization": f"Bearer {reply.json()['access_token']}"}
 
 
 @pytest.fixture

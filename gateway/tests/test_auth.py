@@ -92,6 +92,7 @@ def _token(settings: Settings, **overrides: object) -> str:
         "iss": settings.jwt_issuer,
         "aud": settings.jwt_audience,
         "sub": str(uuid.uuid4()),
+        "sid": str(uuid.uuid4()),
         "roles": ["admin"],
         "typ": "access",
         "iat": now,
@@ -125,7 +126,7 @@ async def test_me_with_bad_token_is_unauthorized(
 async def test_me_with_token_signed_by_another_key_is_unauthorized(
     client: httpx.AsyncClient, gateway_settings: Settings
 ) -> None:
-    other_key = SecretStr("another-secret-" + "y" * 32)
+    other_key = SecretStr("another-secret-" + "y" * 64)
     settings = gateway_settings.model_copy(update={"jwt_secret": other_key})
     token = _token(settings)
     reply = await client.get("/api/auth/me", headers={"Authorization": f"Bearer {token}"})

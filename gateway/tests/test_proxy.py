@@ -1,3 +1,4 @@
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -19,6 +20,7 @@ from gateway.proxy import route_for
         ("/api/cart/items/1", "sales"),
         ("/api/deliveries", "delivery"),
         ("/api/bookshelf", None),
+        ("/api/users", None),
         ("/api/auth/me", None),
         ("/books", None),
     ],
@@ -71,11 +73,13 @@ async def test_forward_anonymous_caller_gets_an_assertion_without_subject(
 
 
 async def test_forward_streams_the_body_and_drops_hop_by_hop_reply_headers(
-    client: httpx.AsyncClient,
+    client: httpx.AsyncClient, customer_token: str
 ) -> None:
     payload = "x" * 300_000
     reply = await client.post(
-        "/api/orders", content=payload, headers={"content-type": "text/plain"}
+        "/api/orders",
+        content=payload,
+        headers={"content-type": "text/plain", "Authorization": f"Bearer {customer_token}"},
     )
     assert reply.json()["body"] == payload
     assert reply.headers["x-upstream-public"] == "visible"
@@ -91,9 +95,11 @@ async def test_forward_with_invalid_bearer_is_unauthorized_not_anonymous(
 
 
 async def test_forward_to_an_app_that_is_down_is_503_with_retry_after(
-    client: httpx.AsyncClient,
+    client: httpx.AsyncClient, customer_token: str
 ) -> None:
-    reply = await client.get("/api/deliveries")
+    reply = await client.get(
+        "/api/deliveries", headers={"Authorization": f"Bearer {customer_token}"}
+    )
     assert reply.status_code == 503
     assert reply.headers["retry-after"]
     assert reply.headers["content-type"] == "application/problem+json"
@@ -113,3 +119,33 @@ async def test_ready_reports_the_app_that_is_down(client: httpx.AsyncClient) -> 
     assert checks["database"] == "ok"
     assert checks["upstream:inventory"] == "ok"
     assert checks["upstream:delivery"].startswith("failed")
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [("PUT", "/api/books/1"), ("GET", "/api/bookshelf"), ("DELETE", "/api/orders/1")],
+)
+async def test_route_without_a_rule_is_refused(
+    client: httpx.AsyncClient, method: str, path: str
+) -> None:
+    reply = await client.request(method, path)
+    assert reply.status_code == 404
+    assert reply.json()["code"] == "route_not_found"
+
+
+async def test_body_over_one_mebibyte_is_refused_before_forwarding(
+    client: httpx.AsyncClient, customer_token: str
+) -> None:
+    auth = {"Authorization": f"Bearer {customer_token}", "content-type": "text/plain"}
+    declared = await client.post("/api/orders", content=b"x" * (1024 * 1024 + 1), headers=auth)
+    assert declared.status_code == 413
+    assert declared.headers["content-type"] == "application/problem+json"
+
+    async def chunks() -> AsyncIterator[bytes]:  # no Content-Length: counted as it arrives
+        for _ in range(20):
+            yield b"x" * 65_536
+
+    streamed = await client.post("/api/orders", content=chunks(), headers=auth)
+    assert streamed.status_code == 413
+    just_fits = await client.post("/api/orders", content=b"x" * (1024 * 1024), headers=auth)
+    assert just_fits.status_code == 200

@@ -8,6 +8,7 @@ from asgi_correlation_id import CorrelationIdMiddleware
 from fastapi import APIRouter, FastAPI
 
 from bookstore_shared import health
+from bookstore_shared.bodylimit import BodyLimitMiddleware
 from bookstore_shared.db import Database
 from bookstore_shared.errors import PROBLEM_RESPONSES, install_error_handlers
 from bookstore_shared.identity import IdentityMiddleware, IdentityVerifier
@@ -16,6 +17,7 @@ from bookstore_shared.messaging import Broker
 from bookstore_shared.settings import ServiceSettings
 
 OPEN_PATHS = ("/health/live", "/health/ready")
+MAX_BODY_BYTES = 1_048_576
 REQUEST_ID_HEADER = "X-Request-ID"
 
 # Runs inside the lifespan once the database and broker are up (consumers, relays, sweepers).
@@ -60,11 +62,12 @@ def create_service_app(
     app.include_router(health.router)
     for router in routers:
         app.include_router(router)
-    # Starlette runs the last-added middleware first: request id, then identity.
+    # Starlette runs the last-added middleware first: request id, body limit, identity.
     app.add_middleware(
         IdentityMiddleware,
         verifier=IdentityVerifier(settings.identity_secret.get_secret_value()),
         open_paths=OPEN_PATHS,
     )
+    app.add_middleware(BodyLimitMiddleware, max_bytes=MAX_BODY_BYTES)
     app.add_middleware(CorrelationIdMiddleware, header_name=REQUEST_ID_HEADER)
     return app

@@ -150,6 +150,13 @@ def get_staff(principal: Annotated[Principal, Depends(get_user)]) -> Principal:
     return principal
 
 
+def get_admin(principal: Annotated[Principal, Depends(get_user)]) -> Principal:
+    if not principal.is_admin:
+        raise Forbidden("This route is for admins.")
+    return principal
+
+
 CurrentPrincipal = Annotated[Principal, Depends(get_principal)]
 CurrentUser = Annotated[Principal, Depends(get_user)]
 StaffUser = Annotated[Principal, Depends(get_staff)]
+AdminUser = Annotated[Principal, Depends(get_admin)]

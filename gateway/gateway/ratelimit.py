@@ -1,0 +1,93 @@
+"""Rate limits per principal and per client IP, and for failed sign-ins (the `limits` library)."""
+
+import time
+from dataclasses import dataclass
+
+from limits import RateLimitItem, parse
+from limits.aio.strategies import MovingWindowRateLimiter
+from limits.storage import storage_from_string
+
+from bookstore_shared.errors import DomainError
+from bookstore_shared.identity import Principal
+from gateway.config import Settings
+
+
+@dataclass(frozen=True)
+class Decision:
+    allowed: bool
+    limit: int
+    remaining: int
+    reset_after: int  # seconds until the window frees up a request
+
+    def headers(self) -> dict[str, str]:
+        headers = {
+            "RateLimit-Limit": str(self.limit),
+            "RateLimit-Remaining": str(self.remaining),
+            "RateLimit-Reset": str(self.reset_after),
+        }
+        if not self.allowed:
+            headers["Retry-After"] = str(max(self.reset_after, 1))
+        return headers
+
+
+class TooManyRequests(DomainError):
+    status, code, title = 429, "too_many_requests", "Too many requests"
+
+    def __init__(self, detail: str, decision: Decision) -> None:
+        super().__init__(detail)
+        self.headers = decision.headers()
+
+
+class RateLimits:
+    def __init__(self, settings: Settings) -> None:
+        if settings.redis_url:
+            uri = "async+" + settings.redis_url.removeprefix("async+")
+            storage = storage_from_string(
+                uri,
+                key_prefix=f"{settings.broker_namespace}:ratelimit",
+                implementation="redispy",
+            )
+        else:
+            storage = storage_from_string("async+memory://")
+        self._limiter = MovingWindowRateLimiter(storage)
+        self._per_principal = parse(settings.rate_limit_per_principal)
+        self._per_ip = parse(settings.rate_limit_per_ip)
+        self._failures_per_account = parse(settings.login_failures_per_account)
+        self._failures_per_ip = parse(settings.login_failures_per_ip)
+
+    async def _decide(self, item: RateLimitItem, *key: str, hit: bool) -> Decision:
+        allowed = (
+            await self._limiter.hit(item, *key) if hit else await self._limiter.test(item, *key)
+        )
+        stats = await self._limiter.get_window_stats(item, *key)
+        return Decision(
+            allowed=allowed,
+            limit=item.amount,
+            remaining=max(stats.remaining, 0),
+            reset_after=max(int(stats.reset_time - time.time()) + 1, 0),
+        )
+
+    async def hit(self, principal: Principal, ip: str) -> Decision:
+        """Count one request against the caller's limits; the tightest decision wins."""
+        decisions = [await self._decide(self._per_ip, "ip", ip, hit=True)]
+        if principal.user_id is not None:
+            decisions.append(
+                await self._decide(
+                    self._per_principal, "principal", str(principal.user_id), hit=True
+                )
+            )
+        refused = [d for d in decisions if not d.allowed]
+        return min(refused or decisions, key=lambda d: d.remaining)
+
+    async def check_sign_in(self, email: str, ip: str) -> None:
+        for item, key in (
+            (self._failures_per_account, ("login-account", email.lower())),
+            (self._failures_per_ip, ("login-ip", ip)),
+        ):
+            decision = await self._decide(item, *key, hit=False)
+            if not decision.allowed:
+                raise TooManyRequests("Too many failed sign-ins; wait a minute.", decision)
+
+    async def sign_in_failed(self, email: str, ip: str) -> None:
+        await self._limiter.hit(self._failures_per_account, "login-account", email.lower())
+        await self._limiter.hit(self._failures_per_ip, "login-ip", ip)
