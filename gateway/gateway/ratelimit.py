@@ -45,7 +45,7 @@ class RateLimits:
             storage = storage_from_string(
                 uri,
                 key_prefix=f"{settings.broker_namespace}:ratelimit",
-                implementation="redispy",
+                implementation="coredis",
             )
         else:
             storage = storage_from_string("async+memory://")

@@ -7,12 +7,9 @@ from typing import Any
 import httpx
 import pytest
 import uvicorn
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import JSONResponse
-from starlette.routing import Route
 
 import gateway
+from bookstore_testing.echo import echo_app
 from bookstore_testing.harness import free_port, migrate, serve_app, truncate_schema
 from gateway.config import Settings
 from gateway.main import create_app
@@ -21,32 +18,12 @@ from gateway.models import SCHEMA
 MIGRATIONS = Path(gateway.__file__).parent / "migrations"
 
 
-async def _echo(request: Request) -> JSONResponse:
-    """An upstream that answers with what it received, to see what the gateway forwards."""
-    body = await request.body()
-    return JSONResponse(
-        {
-            "method": request.method,
-            "path": request.url.path,
-            "query": request.url.query,
-            "headers": dict(request.headers),
-            "body": body.decode(),
-        },
-        headers={
-            "Connection": "close, x-upstream-private",
-            "X-Upstream-Private": "secret",
-            "X-Upstream-Public": "visible",
-        },
-    )
-
-
 @contextlib.asynccontextmanager
 async def running_echo() -> AsyncIterator[str]:
     port = free_port()
-    app = Starlette(
-        routes=[Route("/{path:path}", _echo, methods=["GET", "POST", "PUT", "DELETE", "PATCH"])]
+    server = uvicorn.Server(
+        uvicorn.Config(echo_app, host="127.0.0.1", port=port, log_level="warning")
     )
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     task = asyncio.create_task(server.serve())
     async with asyncio.timeout(10):
         while not server.started:  # noqa: ASYNC110 - uvicorn offers no "listening" event

@@ -139,6 +139,8 @@ async def with_own_stack(clients: int, seconds: float) -> dict[str, Any]:
                 "JWT_SECRET": secrets.token_hex(32),
                 "DEMO_PASSWORD": password,
                 "LOG_LEVEL": "WARNING",
+                "RATE_LIMIT_PER_IP": "1000000/minute",
+                "RATE_LIMIT_PER_PRINCIPAL": "1000000/minute",
             },
         )
 
