@@ -12,7 +12,7 @@ from purgatory.domain.model import OpenedState
 from starlette.background import BackgroundTask
 from starlette.responses import Response, StreamingResponse
 
-from bookstore_shared.errors import NotFound, ServiceUnavailable
+from bookstore_shared.errors import DomainError, NotFound, ServiceUnavailable
 from bookstore_shared.identity import ASSERTION_HEADER, IDENTITY_HEADERS, IdentitySigner, Principal
 
 API_PREFIX = "/api"
@@ -69,6 +69,10 @@ class UpstreamUnavailable(ServiceUnavailable):
 
 class UpstreamTimeout(ServiceUnavailable):
     status, code, title = 504, "upstream_timeout", "A backing service did not answer in time"
+
+
+class BadRequestTarget(DomainError):
+    code, title = "bad_request_target", "Malformed path or query"
 
 
 class RouteNotFound(NotFound):
@@ -196,7 +200,9 @@ async def _forward(
     principal: Principal,
     request_id: str,
 ) -> Response:
-    path = request.url.path.removeprefix(API_PREFIX)
+    # The path exactly as the client encoded it: decoding and re-encoding could change it.
+    path = request.scope.get("raw_path", request.url.path.encode()).decode("latin-1")
+    path = path.removeprefix(API_PREFIX)
     assertion = signer.sign(user_id=principal.user_id, roles=principal.roles, request_id=request_id)
     headers = _forward_headers(request, assertion, request_id)
     has_body = request.method not in _METHODS_WITHOUT_BODY or "content-length" in request.headers
@@ -207,13 +213,16 @@ async def _forward(
 
     last_error: httpx.TransportError | None = None
     for base_url, host in await upstream.attempts():
-        outgoing = client.build_request(
-            request.method,
-            base_url + path,
-            params=request.url.query,
-            headers=[*headers, ("host", host)],
-            content=body,
-        )
+        try:
+            outgoing = client.build_request(
+                request.method,
+                base_url + path,
+                params=request.url.query,
+                headers=[*headers, ("host", host)],
+                content=body,
+            )
+        except httpx.InvalidURL as exc:
+            raise BadRequestTarget("The request's path or query cannot be forwarded.") from exc
         try:
             reply = await client.send(outgoing, stream=True)
         except httpx.TimeoutException as exc:

@@ -149,3 +149,10 @@ async def test_body_over_one_mebibyte_is_refused_before_forwarding(
     assert streamed.status_code == 413
     just_fits = await client.post("/api/orders", content=b"x" * (1024 * 1024), headers=auth)
     assert just_fits.status_code == 200
+
+
+async def test_forward_keeps_the_path_as_the_client_encoded_it(client: httpx.AsyncClient) -> None:
+    reply = await client.get("/api/books/isbn/%0C%20x")
+    assert reply.status_code == 200, reply.text
+    assert reply.json()["path"] == "/books/isbn/\x0c x"  # the upstream decodes it once
+    assert reply.json()["headers"]["host"].startswith("127.0.0.1:")

@@ -101,6 +101,8 @@ async def stack(
             # The suite sends far more than a person would; limits have tests of their own.
             "RATE_LIMIT_PER_IP": "1000000/minute",
             "RATE_LIMIT_PER_PRINCIPAL": "1000000/minute",
+            "LOGIN_FAILURES_PER_ACCOUNT": "1000000/minute",
+            "LOGIN_FAILURES_PER_IP": "1000000/minute",
         },
     )
     try:
