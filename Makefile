@@ -41,7 +41,7 @@ format: $(VENV_STAMP) ## apply ruff's fixes and formatting
 	@$(RUN) ruff check --fix .
 	@$(RUN) ruff format .
 
-bench: $(VENV_STAMP) ## orders/s and POST-to-final latency through the gateway (BENCH_ARGS="--clients 16 --seconds 20")
+bench: $(VENV_STAMP) ## gateway overhead, and orders/s with POST-to-final latency (BENCH_ARGS="--clients 16 --seconds 20")
 	@$(RUN) python -m bookstore_testing.bench $(BENCH_ARGS)
 
 migrate: $(VENV_STAMP) ## create the database if needed and migrate every app's schema

@@ -4,6 +4,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import aiohttp
 import httpx
 from asgi_correlation_id import CorrelationIdMiddleware, correlation_id
 from fastapi import FastAPI, Request
@@ -58,6 +59,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             limits=httpx.Limits(max_connections=500, max_keepalive_connections=100),
             follow_redirects=False,
         )
+        # The hot path (forwarding) uses aiohttp: several times cheaper per request than
+        # httpx's async client here (see the README's gateway figures); httpx serves the
+        # cold paths (readiness probes, fetching the apps' OpenAPI documents).
+        proxy_session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=500, limit_per_host=0, ttl_dns_cache=10),
+            timeout=aiohttp.ClientTimeout(
+                total=None,
+                sock_connect=settings.upstream_connect_timeout,
+                sock_read=settings.upstream_read_timeout,
+            ),
+            auto_decompress=False,
+            skip_auto_headers=("User-Agent", "Accept-Encoding", "Accept"),
+        )
         upstreams = {
             name: Upstream(name, urls, dns_seconds=settings.upstream_dns_seconds)
             for name, urls in settings.upstream_urls().items()
@@ -67,6 +81,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
         app.state.db = db
         app.state.client = client
+        app.state.proxy_session = proxy_session
         app.state.upstreams = upstreams
         app.state.signer = signer
         tokens = Tokens(settings)
@@ -93,6 +108,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             yield
         finally:
+            await proxy_session.close()
             await client.aclose()
             await db.dispose()
 
@@ -131,7 +147,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             raise RouteNotFound(f"No route for {request.url.path}.")
         return await forward(
             request,
-            client=request.app.state.client,
+            session=request.app.state.proxy_session,
             upstream=request.app.state.upstreams[app_name],
             breakers=request.app.state.breakers,
             signer=request.app.state.signer,

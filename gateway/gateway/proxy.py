@@ -4,18 +4,24 @@ import asyncio
 import ipaddress
 import socket
 from collections.abc import AsyncIterator
+from typing import TypeVar
 
+import aiohttp
 import httpx
 from fastapi import Request
+from multidict import CIMultiDictProxy
 from purgatory import AsyncCircuitBreakerFactory
 from purgatory.domain.model import OpenedState
 from starlette.background import BackgroundTask
 from starlette.responses import Response, StreamingResponse
+from yarl import URL
 
+from bookstore_shared.bodylimit import PayloadTooLarge
 from bookstore_shared.errors import DomainError, NotFound, ServiceUnavailable
 from bookstore_shared.identity import ASSERTION_HEADER, IDENTITY_HEADERS, IdentitySigner, Principal
 
 API_PREFIX = "/api"
+E = TypeVar("E", bound=BaseException)
 
 # Public prefix → app. The longest matching prefix wins; the app sees the path without /api.
 ROUTES: tuple[tuple[str, str], ...] = (
@@ -154,21 +160,32 @@ def _forward_headers(request: Request, assertion: str, request_id: str) -> list[
     return headers
 
 
-def _response_headers(upstream: httpx.Response) -> dict[str, str]:
+def _response_headers(upstream: "CIMultiDictProxy[str]") -> list[tuple[bytes, bytes]]:
     connection_listed = {
-        h.strip().lower() for h in upstream.headers.get("connection", "").split(",") if h.strip()
+        h.strip().lower() for h in upstream.get("connection", "").split(",") if h.strip()
     }
-    return {
-        k: v
-        for k, v in upstream.headers.items()
-        if k not in HOP_BY_HOP and k not in connection_listed and k not in _OWN_RESPONSE_HEADERS
-    }
+    return [
+        (k.lower().encode("latin-1"), v.encode("latin-1"))
+        for k, v in upstream.items()
+        if (name := k.lower()) not in HOP_BY_HOP
+        and name not in connection_listed
+        and name not in _OWN_RESPONSE_HEADERS
+    ]
+
+
+def _cause(exc: BaseException, kind: type[E]) -> E | None:
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, kind):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None
 
 
 async def forward(
     request: Request,
     *,
-    client: httpx.AsyncClient,
+    session: aiohttp.ClientSession,
     upstream: Upstream,
     breakers: AsyncCircuitBreakerFactory,
     signer: IdentitySigner,
@@ -179,7 +196,7 @@ async def forward(
         async with await breakers.get_breaker(upstream.name):
             return await _forward(
                 request,
-                client=client,
+                session=session,
                 upstream=upstream,
                 signer=signer,
                 principal=principal,
@@ -194,7 +211,7 @@ async def forward(
 async def _forward(
     request: Request,
     *,
-    client: httpx.AsyncClient,
+    session: aiohttp.ClientSession,
     upstream: Upstream,
     signer: IdentitySigner,
     principal: Principal,
@@ -202,7 +219,9 @@ async def _forward(
 ) -> Response:
     # The path exactly as the client encoded it: decoding and re-encoding could change it.
     path = request.scope.get("raw_path", request.url.path.encode()).decode("latin-1")
-    path = path.removeprefix(API_PREFIX)
+    target = path.removeprefix(API_PREFIX)
+    if query := request.scope.get("query_string", b""):
+        target += "?" + query.decode("latin-1")
     assertion = signer.sign(user_id=principal.user_id, roles=principal.roles, request_id=request_id)
     headers = _forward_headers(request, assertion, request_id)
     has_body = request.method not in _METHODS_WITHOUT_BODY or "content-length" in request.headers
@@ -211,31 +230,37 @@ async def _forward(
     # that is not idempotent, or whose body stream may be spent, gets one attempt only.
     retry = request.method in IDEMPOTENT_METHODS and body is None
 
-    last_error: httpx.TransportError | None = None
+    last_error: Exception | None = None
     for base_url, host in await upstream.attempts():
         try:
-            outgoing = client.build_request(
-                request.method,
-                base_url + path,
-                params=request.url.query,
-                headers=[*headers, ("host", host)],
-                content=body,
-            )
-        except httpx.InvalidURL as exc:
+            url = URL(base_url + target, encoded=True)
+        except ValueError as exc:
             raise BadRequestTarget("The request's path or query cannot be forwarded.") from exc
         try:
-            reply = await client.send(outgoing, stream=True)
-        except httpx.TimeoutException as exc:
+            reply = await session.request(
+                request.method,
+                url,
+                headers=[*headers, ("host", host)],
+                data=body,
+                allow_redirects=False,
+            )
+        except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
             raise UpstreamTimeout(f"{upstream.name} did not answer in time.") from exc
-        except httpx.TransportError as exc:
+        except aiohttp.ClientConnectorError as exc:
             last_error = exc
-            if retry and isinstance(exc, httpx.ConnectError):
+            if retry:
                 continue
             break
-        return StreamingResponse(
-            reply.aiter_raw(),
-            status_code=reply.status_code,
-            headers=_response_headers(reply),
-            background=BackgroundTask(reply.aclose),
+        except (aiohttp.ClientError, ValueError) as exc:
+            if too_large := _cause(exc, PayloadTooLarge):
+                raise too_large from None  # the client's body, not the upstream, is at fault
+            last_error = exc
+            break
+        response = StreamingResponse(
+            reply.content.iter_any(),
+            status_code=reply.status,
+            background=BackgroundTask(reply.release),
         )
+        response.raw_headers = _response_headers(reply.headers)
+        return response
     raise UpstreamUnavailable(f"{upstream.name} is not reachable.") from last_error

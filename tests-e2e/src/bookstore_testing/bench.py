@@ -1,11 +1,14 @@
-"""`make bench`: orders through the gateway, from POST to final status, under steady load.
+"""`make bench`: two measurements, each under steady load from a bounded number of clients.
 
-    python -m bookstore_testing.bench [--clients 16] [--seconds 20] [--url http://...]
+    python -m bookstore_testing.bench [--clients 16] [--seconds 20] [--only orders|gateway]
 
-Without --url it starts its own stack (a fresh database and broker namespace, removed
-afterwards). Each client places one order at a time with `Prefer: wait=30`, so the answer
-comes when the saga is final; the time from POST to that answer is the order's latency.
-Only loopback traffic; bounded by clients and seconds. Figures go to stdout and to a JSON file.
+- orders: each client places one order at a time with `Prefer: wait=30`, so the answer comes
+  when the saga is final; the time from POST to that answer is the order's latency.
+- gateway: `GET /api/books/{id}` through the gateway, and straight to inventory with a valid
+  identity assertion, from the same client in the same run, in alternating phases.
+
+It starts its own stack (a fresh database and broker namespace, removed afterwards). Only
+loopback traffic; bounded by clients and seconds. Figures go to stdout and to a JSON file.
 """
 
 import argparse
@@ -23,8 +26,10 @@ from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import httpx
 
+from bookstore_shared.identity import ASSERTION_HEADER, IdentitySigner
 from bookstore_shared.messaging import Broker
 from bookstore_shared.stack import APPS, LocalStack
 from bookstore_testing.harness import free_port
@@ -121,13 +126,73 @@ async def run(url: str, staff_password: str, clients: int, seconds: float) -> di
     }
 
 
-async def with_own_stack(clients: int, seconds: float) -> dict[str, Any]:
+async def _hammer(url: str, headers: dict[str, str], clients: int, seconds: float) -> list[float]:
+    """Latencies of back-to-back GETs from `clients` connections for `seconds`."""
+    latencies: list[float] = []
+    deadline = time.perf_counter() + seconds
+    connector = aiohttp.TCPConnector(limit=clients)
+    async with aiohttp.ClientSession(connector=connector) as session:
+
+        async def client() -> None:
+            while time.perf_counter() < deadline:
+                started = time.perf_counter()
+                async with session.get(url, headers=headers) as reply:
+                    await reply.read()
+                    if reply.status != 200:
+                        raise RuntimeError(f"{url} answered {reply.status}")
+                latencies.append(time.perf_counter() - started)
+
+        await asyncio.gather(*(client() for _ in range(clients)))
+    return latencies
+
+
+def _summary(latencies: list[float], seconds: float) -> dict[str, float]:
+    return {
+        "requests_per_second": round(len(latencies) / seconds, 1),
+        "p50_ms": round(percentile(latencies, 50) * 1000, 2),
+        "p99_ms": round(percentile(latencies, 99) * 1000, 2),
+    }
+
+
+async def gateway_overhead(
+    stack: LocalStack, identity_secret: str, clients: int, seconds: float
+) -> dict[str, Any]:
+    async with httpx.AsyncClient(base_url=stack.url("gateway")) as gateway:
+        book_id = (await gateway.get("/api/books?size=1")).json()["data"][0]["id"]
+    via_gateway = f"{stack.url('gateway')}/api/books/{book_id}"
+    direct = f"{stack.url('inventory')}/books/{book_id}"
+    signer = IdentitySigner(identity_secret, ttl_seconds=120)
+    phases = 4
+    phase = seconds / phases
+    print(f"gateway overhead: {clients} clients, {phases} alternating phases ...", flush=True)
+    await _hammer(via_gateway, {}, clients, 1.0)  # warm-up
+    gateway_latencies: list[float] = []
+    direct_latencies: list[float] = []
+    for _ in range(phases // 2):
+        assertion = {ASSERTION_HEADER: signer.sign(user_id=None, roles=(), request_id=None)}
+        direct_latencies += await _hammer(direct, assertion, clients, phase)
+        gateway_latencies += await _hammer(via_gateway, {}, clients, phase)
+    half = seconds / 2
+    through, straight = _summary(gateway_latencies, half), _summary(direct_latencies, half)
+    return {
+        "clients": clients,
+        "via_gateway": through,
+        "direct": straight,
+        "throughput_ratio": round(
+            through["requests_per_second"] / straight["requests_per_second"], 3
+        ),
+        "added_p50_ms": round(through["p50_ms"] - straight["p50_ms"], 2),
+    }
+
+
+async def with_own_stack(clients: int, seconds: float, only: str | None) -> dict[str, Any]:
     async with AsyncExitStack() as cleanup:
         infra = cleanup.enter_context(provide_infra())
         databases = Databases(infra)
         cleanup.push_async_callback(databases.drop_all)
         namespace = f"bookstore-bench-{databases.run_id}"
         password = secrets.token_urlsafe(12)
+        identity_secret = secrets.token_hex(32)
         stack = LocalStack(
             log_dir=Path(tempfile.mkdtemp(prefix="bookstore-bench-")),
             ports={app.name: free_port() for app in APPS},
@@ -135,7 +200,7 @@ async def with_own_stack(clients: int, seconds: float) -> dict[str, Any]:
                 "DATABASE_URL": await databases.create("bench"),
                 "AMQP_URL": infra.amqp_url,
                 "BROKER_NAMESPACE": namespace,
-                "IDENTITY_SECRET": secrets.token_hex(32),
+                "IDENTITY_SECRET": identity_secret,
                 "JWT_SECRET": secrets.token_hex(32),
                 "DEMO_PASSWORD": password,
                 "LOG_LEVEL": "WARNING",
@@ -157,14 +222,20 @@ async def with_own_stack(clients: int, seconds: float) -> dict[str, Any]:
         stack.start()
         cleanup.callback(stack.stop)
         await asyncio.to_thread(stack.wait_ready, 90.0)
-        return await run(stack.url("gateway"), password, clients, seconds)
+        result: dict[str, Any] = {}
+        if only in (None, "gateway"):
+            result["gateway"] = await gateway_overhead(stack, identity_secret, clients, seconds)
+        if only in (None, "orders"):
+            result["orders"] = await run(stack.url("gateway"), password, clients, seconds)
+        return result
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m bookstore_testing.bench")
     parser.add_argument("--clients", type=int, default=16)
     parser.add_argument("--seconds", type=float, default=20.0)
-    parser.add_argument("--url", help="a running gateway (default: start a stack of our own)")
+    parser.add_argument("--only", choices=["orders", "gateway"], help="one measurement only")
+    parser.add_argument("--url", help="orders against a running gateway instead of our own stack")
     parser.add_argument(
         "--password",
         default=os.environ.get("DEMO_PASSWORD", "bookstore-demo"),
@@ -175,20 +246,42 @@ def main() -> int:
     if not 1 <= args.clients <= 256 or not 1 <= args.seconds <= 600:
         parser.error("--clients must be 1..256 and --seconds 1..600")
     if args.url:
-        result = asyncio.run(run(args.url, args.password, args.clients, args.seconds))
+        result = {"orders": asyncio.run(run(args.url, args.password, args.clients, args.seconds))}
     else:
-        result = asyncio.run(with_own_stack(args.clients, args.seconds))
+        result = asyncio.run(with_own_stack(args.clients, args.seconds, args.only))
     result["run_id"] = uuid.uuid4().hex[:8]
+    result["machine"] = {
+        "cpus": os.cpu_count(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+    }
     Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
-    latency = result["latency_ms"]
+    print()
+    if gateway := result.get("gateway"):
+        g, d = gateway["via_gateway"], gateway["direct"]
+        print(
+            f"GET /api/books/{{id}} with {gateway['clients']} clients:\n"
+            f"  via gateway:  {g['requests_per_second']} req/s, p50 {g['p50_ms']} ms, "
+            f"p99 {g['p99_ms']} ms\n"
+            f"  direct:       {d['requests_per_second']} req/s, p50 {d['p50_ms']} ms, "
+            f"p99 {d['p99_ms']} ms\n"
+            f"  gateway keeps {gateway['throughput_ratio']:.0%} of direct throughput, "
+            f"adds {gateway['added_p50_ms']} ms at p50",
+            flush=True,
+        )
+    if orders := result.get("orders"):
+        latency = orders["latency_ms"]
+        print(
+            f"orders completed: {orders['orders_final']} in {orders['seconds']} s "
+            f"= {orders['orders_per_second']} orders/s with {orders['clients']} clients\n"
+            f"  POST to final: p50 {latency['p50']} ms, p95 {latency['p95']} ms, "
+            f"p99 {latency['p99']} ms\n"
+            f"  confirmed: {orders['confirmed_share']:.1%}  {orders['outcomes']}",
+            flush=True,
+        )
     print(
-        f"\norders completed: {result['orders_final']} in {result['seconds']} s "
-        f"= {result['orders_per_second']} orders/s with {result['clients']} clients\n"
-        f"POST to final:    p50 {latency['p50']} ms, p95 {latency['p95']} ms, "
-        f"p99 {latency['p99']} ms\n"
-        f"confirmed:        {result['confirmed_share']:.1%}  {result['outcomes']}\n"
-        f"machine:          {result['machine']['cpus']} CPUs (stack, broker, database and "
-        f"load generator share them)\nwritten to {args.out}",
+        f"machine: {os.cpu_count()} CPUs, shared by the stack, broker, database and the load "
+        f"generator\nwritten to {args.out}",
         flush=True,
     )
     return 0
