@@ -32,7 +32,7 @@ def test_compose_publishes_only_the_gateway(compose: dict[str, Any]) -> None:
 def test_compose_keeps_apps_on_an_internal_network(compose: dict[str, Any]) -> None:
     internal = {n for n, net in compose["networks"].items() if (net or {}).get("internal")}
     assert internal
-    for name in ("postgres", "rabbitmq", *APPS):
+    for name in ("postgres", "rabbitmq", "redis", *APPS):
         assert set(compose["services"][name]["networks"]) <= internal, name
     assert set(compose["services"]["gateway"]["networks"]) - internal
 
@@ -57,10 +57,13 @@ def test_compose_app_waits_for_healthy_deps_and_its_migration(
     assert service["build"]["dockerfile"] == "deploy/Dockerfile"
 
 
-def test_compose_gateway_waits_for_healthy_apps(compose: dict[str, Any]) -> None:
-    depends = compose["services"]["gateway"]["depends_on"]
-    for app in APPS:
-        assert depends[app]["condition"] == "service_healthy"
+def test_compose_gateway_waits_for_healthy_apps_and_shares_limits_in_redis(
+    compose: dict[str, Any],
+) -> None:
+    gateway = compose["services"]["gateway"]
+    for dependency in (*APPS, "redis"):
+        assert gateway["depends_on"][dependency]["condition"] == "service_healthy"
+    assert gateway["environment"]["REDIS_URL"].startswith("redis://redis:")
 
 
 def test_compose_takes_secrets_from_the_environment(compose: dict[str, Any]) -> None:
