@@ -5,7 +5,8 @@ from datetime import timedelta
 from fastapi import FastAPI
 
 from bookstore_shared.app import create_service_app
-from bookstore_shared.consumer import every, run_messaging
+from bookstore_shared.background import every
+from bookstore_shared.consumer import run_messaging
 from bookstore_shared.db import Database
 from bookstore_shared.outbox import Outbox
 from sales import saga

@@ -14,6 +14,7 @@ from types import TracebackType
 import asyncpg
 import structlog
 
+from bookstore_shared.background import cancel
 from bookstore_shared.db import asyncpg_dsn
 from sales.models import SagaState
 from sales.saga import ORDER_CHANNEL
@@ -39,10 +40,7 @@ class OrderWatch:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await cancel(self._task)
 
     async def _listen(self, connected: asyncio.Event) -> None:
         while True:

@@ -191,26 +191,3 @@ async def run_messaging(
         finally:
             for consumer in consumers:
                 await consumer.stop()
-
-
-@contextlib.asynccontextmanager
-async def every(
-    seconds: float, job: Callable[[], Awaitable[object]], name: str
-) -> AsyncIterator[None]:
-    """Run `job` every `seconds` in the background while the block runs; errors are logged."""
-
-    async def loop() -> None:
-        while True:
-            await asyncio.sleep(seconds)
-            try:
-                await job()
-            except Exception:
-                log.exception("periodic_job_failed", job=name)
-
-    task = asyncio.create_task(loop(), name=name)
-    try:
-        yield
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task

@@ -8,7 +8,6 @@ path) and marks it sent. A poller is the safety net: rows still unsent a few sec
 """
 
 import asyncio
-import contextlib
 import uuid
 from types import TracebackType
 
@@ -31,6 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import SQLModel
 
 from bookstore_shared import faults
+from bookstore_shared.background import cancel
 from bookstore_shared.db import Database
 from bookstore_shared.messages import Envelope, Message
 from bookstore_shared.messaging import Broker
@@ -122,11 +122,7 @@ class OutboxRelay:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel(*self._tasks)
 
     async def _publish_all(self, envelopes: list[Envelope]) -> list[uuid.UUID]:
         results = await asyncio.gather(
