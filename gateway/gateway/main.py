@@ -52,11 +52,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         db = Database(settings.database_url, pool_size=settings.db_pool_size)
+        # Readiness probes and the apps' OpenAPI documents; forwarding uses proxy_session.
         client = httpx.AsyncClient(
             timeout=httpx.Timeout(
                 settings.upstream_read_timeout, connect=settings.upstream_connect_timeout
             ),
-            limits=httpx.Limits(max_connections=500, max_keepalive_connections=100),
             follow_redirects=False,
         )
         # The hot path (forwarding) uses aiohttp: several times cheaper per request than

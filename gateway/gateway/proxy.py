@@ -121,14 +121,9 @@ class Upstream:
                     addresses = sorted({info[4][0] for info in infos})
                 except OSError:
                     addresses = [host]  # let the connect fail and say so
-            for address in addresses:
-                dial = f"[{address}]" if ":" in address else address
-                resolved.append(
-                    (
-                        str(parsed.copy_with(host=dial.strip("[]"))).rstrip("/"),
-                        parsed.netloc.decode(),
-                    )
-                )
+            for address in addresses:  # copy_with brackets an IPv6 address itself
+                dial = str(parsed.copy_with(host=address)).rstrip("/")
+                resolved.append((dial, parsed.netloc.decode()))
         self._resolved, self._resolved_at = resolved, loop.time()
         return resolved
 
@@ -139,10 +134,13 @@ class Upstream:
         return replicas[self._turn :] + replicas[: self._turn]
 
 
+def _connection_listed(connection: str) -> set[str]:
+    """Headers that `Connection` names are hop-by-hop too (RFC 9110, 7.6.1)."""
+    return {name.strip().lower() for name in connection.split(",") if name.strip()}
+
+
 def _forward_headers(request: Request, assertion: str, request_id: str) -> list[tuple[str, str]]:
-    connection_listed = {
-        h.strip().lower() for h in request.headers.get("connection", "").split(",") if h.strip()
-    }
+    connection_listed = _connection_listed(request.headers.get("connection", ""))
     headers = [
         (k, v)
         for k, v in request.headers.items()
@@ -161,9 +159,7 @@ def _forward_headers(request: Request, assertion: str, request_id: str) -> list[
 
 
 def _response_headers(upstream: "CIMultiDictProxy[str]") -> list[tuple[bytes, bytes]]:
-    connection_listed = {
-        h.strip().lower() for h in upstream.get("connection", "").split(",") if h.strip()
-    }
+    connection_listed = _connection_listed(upstream.get("connection", ""))
     return [
         (k.lower().encode("latin-1"), v.encode("latin-1"))
         for k, v in upstream.items()

@@ -1,10 +1,11 @@
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
 import httpx
+import jwt
 import pytest
 import uvicorn
 
@@ -104,3 +105,24 @@ async def customer_token(client: httpx.AsyncClient) -> str:
     )
     token: str = reply.json()["access_token"]
     return token
+
+
+Forge = Callable[..., str]
+
+
+@pytest.fixture
+def forge(customer_token: str, gateway_settings: Settings) -> Forge:
+    """A customer's real access token re-signed with some claims changed (or removed, with
+    None), another algorithm or another key. Unchanged, it is accepted; so a refusal of a
+    forgery is due to what was changed, and nothing else."""
+
+    def forge_token(
+        *, algorithm: str | None = "HS256", key: str | None = None, **changes: object
+    ) -> str:
+        claims = jwt.decode(customer_token, options={"verify_signature": False})
+        claims.update(changes)
+        claims = {name: value for name, value in claims.items() if value is not None}
+        secret = key or gateway_settings.jwt_secret.get_secret_value()
+        return jwt.encode(claims, secret if algorithm != "none" else None, algorithm=algorithm)
+
+    return forge_token

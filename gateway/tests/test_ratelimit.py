@@ -5,7 +5,6 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
-import pytest
 
 from bookstore_testing.harness import serve_app
 from gateway.config import Settings
@@ -111,9 +110,3 @@ async def test_replicas_without_redis_count_alone(
         codes = [(await first.get("/api/books")).status_code for _ in range(2)]
         codes += [(await second.get("/api/books")).status_code for _ in range(2)]
     assert codes == [200, 200, 200, 200]
-
-
-@pytest.fixture(autouse=True)
-def _redis_keys_are_this_runs(gateway_settings: Settings) -> None:
-    # Limits in Redis are keyed under the run's own namespace, so runs never meet.
-    assert gateway_settings.broker_namespace.startswith("bookstore-test-")

@@ -1,14 +1,13 @@
 """Sign-in sessions, refresh tokens, API keys and admin actions: each must take effect."""
 
-import time
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 import httpx
-import jwt
 import pytest
 
-from gateway.config import Settings
+Forge = Callable[..., str]  # the `forge` fixture (conftest)
 
 CREDENTIALS = {"email": "ann@example.com", "password": "correct-horse"}
 
@@ -154,41 +153,18 @@ async def test_unknown_api_key_is_refused_even_on_public_routes(client: httpx.As
     assert reply.status_code == 401
 
 
-def _claims(settings: Settings, **overrides: object) -> dict[str, object]:
-    now = int(time.time())
-    return {
-        "iss": settings.jwt_issuer,
-        "aud": settings.jwt_audience,
-        "sub": str(uuid.uuid4()),
-        "sid": str(uuid.uuid4()),
-        "roles": ["admin"],
-        "typ": "access",
-        "iat": now,
-        "nbf": now,
-        "exp": now + 60,
-        "jti": uuid.uuid4().hex,
-        **overrides,
-    }
-
-
 @pytest.mark.parametrize("algorithm", ["HS512", "HS384"])
 async def test_token_signed_with_another_algorithm_is_refused(
-    client: httpx.AsyncClient, gateway_settings: Settings, algorithm: str
+    client: httpx.AsyncClient, forge: Forge, algorithm: str
 ) -> None:
-    token = jwt.encode(
-        _claims(gateway_settings),
-        gateway_settings.jwt_secret.get_secret_value(),
-        algorithm=algorithm,
-    )
+    token = forge(algorithm=algorithm)
     reply = await client.get("/api/auth/me", headers={"Authorization": f"Bearer {token}"})
     assert reply.status_code == 401
 
 
 async def test_well_signed_token_for_a_session_that_never_existed_is_refused(
-    client: httpx.AsyncClient, gateway_settings: Settings
+    client: httpx.AsyncClient, forge: Forge
 ) -> None:
-    token = jwt.encode(
-        _claims(gateway_settings), gateway_settings.jwt_secret.get_secret_value(), algorithm="HS256"
-    )
-    reply = await client.get("/api/users", headers={"Authorization": f"Bearer {token}"})
+    token = forge(sid=str(uuid.uuid4()))
+    reply = await client.get("/api/auth/me", headers={"Authorization": f"Bearer {token}"})
     assert reply.status_code == 401

@@ -33,6 +33,13 @@ async def test_request_with_forged_user_header_is_unauthorized(client: httpx.Asy
     assert (await client.post("/books", json={}, headers=headers)).status_code == 401
 
 
+async def test_request_with_well_forged_assertion_is_accepted(
+    client: httpx.AsyncClient, identity_secret: str
+) -> None:
+    # The control for the refusals below: `forged` with nothing changed is a good assertion.
+    assert (await client.get("/books", headers=forged(identity_secret))).status_code == 200
+
+
 @pytest.mark.parametrize(
     "claims",
     [

@@ -29,6 +29,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         db: Database = app.state.db
         app.state.outbox = outbox
         app.state.card_provider = provider
+        app.state.step_timeout = step_timeout
 
         async def sweep_overdue() -> None:
             async with db.unit_of_work() as session:

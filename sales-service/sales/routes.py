@@ -3,12 +3,12 @@ import contextlib
 import re
 import uuid
 from collections.abc import AsyncIterator
-from datetime import timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Request, status
 from fastapi.responses import JSONResponse
 from fastapi.sse import EventSourceResponse, ServerSentEvent
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from bookstore_shared.db import Database, SessionDep
 from bookstore_shared.identity import CurrentUser
@@ -38,11 +38,8 @@ PreferHeader = Annotated[
 ]
 
 
-def _saga(request: Request, session: Any) -> Saga:
-    settings: Settings = request.app.state.settings
-    return Saga(
-        session, request.app.state.outbox, timedelta(seconds=settings.saga_step_timeout_seconds)
-    )
+def _saga(request: Request, session: AsyncSession) -> Saga:
+    return Saga(session, request.app.state.outbox, request.app.state.step_timeout)
 
 
 async def _read_public(db: Database, order_id: uuid.UUID) -> tuple[OrderPublic, bool]:

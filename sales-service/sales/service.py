@@ -182,6 +182,5 @@ async def read_order(session: AsyncSession, *, order_id: uuid.UUID) -> Order | N
         select(Order)
         .where(Order.id == order_id)  # type: ignore[arg-type]
         .options(selectinload(Order.lines))  # type: ignore[arg-type]
-        .execution_options(populate_existing=True)
     )
     return order

@@ -7,7 +7,7 @@ from typing import Any
 from asgi_correlation_id import CorrelationIdMiddleware
 from fastapi import APIRouter, FastAPI
 
-from bookstore_shared import health
+from bookstore_shared import faults, health
 from bookstore_shared.bodylimit import BodyLimitMiddleware
 from bookstore_shared.db import Database
 from bookstore_shared.errors import PROBLEM_RESPONSES, install_error_handlers
@@ -37,6 +37,7 @@ def create_service_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        faults.announce()
         db = Database(settings.database_url, pool_size=settings.db_pool_size)
         broker = Broker(settings.amqp_url, namespace=settings.broker_namespace)
         await broker.connect()

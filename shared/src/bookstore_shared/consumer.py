@@ -171,12 +171,11 @@ async def run_messaging(
     outbox: Outbox,
     inbox: Table,
     queues: Mapping[str, Handlers],
-    relay_poll_interval: float = 1.0,
-) -> AsyncIterator[OutboxRelay]:
+) -> AsyncIterator[None]:
     """The outbox relay and one consumer per queue, for the lifetime of the app."""
     db: Database = app.state.db
     broker: Broker = app.state.broker
-    relay = OutboxRelay(db=db, broker=broker, table=outbox.table, poll_interval=relay_poll_interval)
+    relay = OutboxRelay(db=db, broker=broker, table=outbox.table)
     consumers = [
         Consumer(
             purpose=purpose, broker=broker, db=db, outbox=outbox, inbox=inbox, handlers=handlers
@@ -184,10 +183,10 @@ async def run_messaging(
         for purpose, handlers in queues.items()
     ]
     async with relay:
-        for consumer in consumers:
-            await consumer.start()
         try:
-            yield relay
+            for consumer in consumers:
+                await consumer.start()
+            yield
         finally:
             for consumer in consumers:
                 await consumer.stop()

@@ -34,6 +34,11 @@ def _faults() -> tuple[frozenset[str], dict[str, float]]:
     return frozenset(crash), delay
 
 
+def announce() -> None:
+    """Read BOOKSTORE_FAULTS now, so a deployment with hooks on says so as it starts."""
+    _faults()
+
+
 def crash_after_commit(message_types: set[str]) -> None:
     if crash := _faults()[0] & message_types:
         log.warning("fault_crash_after_commit", message_types=sorted(crash))

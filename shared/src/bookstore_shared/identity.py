@@ -16,7 +16,7 @@ from fastapi import Depends, Request
 from pydantic import BaseModel, ConfigDict
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from bookstore_shared.errors import Forbidden, Unauthorized, problem_response
+from bookstore_shared.errors import Forbidden, Unauthorized, problem_from_error
 
 ASSERTION_HEADER = "x-identity-assertion"
 # Headers a client might send to pose as someone; the gateway strips them all.
@@ -123,8 +123,7 @@ class IdentityMiddleware:
                 raise Unauthorized("Requests must come through the gateway.")
             principal = self.verifier.verify(token)
         except Unauthorized as exc:
-            response = problem_response(401, code=exc.code, title=exc.title, detail=exc.detail)
-            await response(scope, receive, send)
+            await problem_from_error(exc)(scope, receive, send)
             return
         scope.setdefault("state", {})["principal"] = principal
         await self.app(scope, receive, send)

@@ -30,7 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import SQLModel
 
 from bookstore_shared import faults
-from bookstore_shared.background import cancel
+from bookstore_shared.background import cancel, every
 from bookstore_shared.db import Database
 from bookstore_shared.messages import Envelope, Message
 from bookstore_shared.messaging import Broker
@@ -94,11 +94,12 @@ class OutboxRelay:
         self.db = db
         self.broker = broker
         self.table = table
-        self.poll_interval = poll_interval
         self.stale_after = stale_after
         self.batch_size = batch_size
         self._pending: asyncio.Queue[Envelope] = asyncio.Queue()
-        self._tasks: list[asyncio.Task[None]] = []
+        self._publisher: asyncio.Task[None] | None = None
+        self._poller = every(poll_interval, self._poll_once, "outbox-poll")
+        self._polls = 0
         db.after_commit.append(self._after_commit)
 
     def _after_commit(self, info: dict[object, object]) -> None:
@@ -110,10 +111,8 @@ class OutboxRelay:
             self._pending.put_nowait(envelope)
 
     async def __aenter__(self) -> "OutboxRelay":
-        self._tasks = [
-            asyncio.create_task(self._publish_committed(), name="outbox-publish"),
-            asyncio.create_task(self._poll(), name="outbox-poll"),
-        ]
+        self._publisher = asyncio.create_task(self._publish_committed(), name="outbox-publish")
+        await self._poller.__aenter__()
         return self
 
     async def __aexit__(
@@ -122,7 +121,8 @@ class OutboxRelay:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        await cancel(*self._tasks)
+        await self._poller.__aexit__(exc_type, exc, tb)
+        await cancel(self._publisher)
 
     async def _publish_all(self, envelopes: list[Envelope]) -> list[uuid.UUID]:
         results = await asyncio.gather(
@@ -193,20 +193,15 @@ class OutboxRelay:
             log.info("outbox_stale_published", count=len(sent))
         return len(sent)
 
-    async def _poll(self) -> None:
-        polls = 0
-        while True:
-            await asyncio.sleep(self.poll_interval)
-            polls += 1
-            try:
-                while await self.publish_stale() == self.batch_size:
-                    pass
-                if polls % 600 == 0:
-                    async with self.db.engine.begin() as conn:
-                        await conn.execute(
-                            self.table.delete().where(
-                                self.table.c.published_at < func.now() - text("interval '1 day'")
-                            )
-                        )
-            except Exception as exc:  # the database or broker is away; try again next round
-                log.warning("outbox_poll_failed", error=repr(exc))
+    async def _poll_once(self) -> None:
+        """The safety net's round: send what is stale; now and then drop old sent rows."""
+        self._polls += 1
+        while await self.publish_stale() == self.batch_size:
+            pass
+        if self._polls % 600 == 0:
+            async with self.db.engine.begin() as conn:
+                await conn.execute(
+                    self.table.delete().where(
+                        self.table.c.published_at < func.now() - text("interval '1 day'")
+                    )
+                )

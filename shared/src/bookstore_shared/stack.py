@@ -14,7 +14,6 @@ from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
 
 import httpx
 
@@ -181,17 +180,6 @@ class LocalStack:
                 process.kill()
                 process.wait()
         self.processes.clear()
-
-    def __enter__(self) -> "LocalStack":
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
 
 def _ports_from_env() -> dict[str, int]:

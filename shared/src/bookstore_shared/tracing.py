@@ -1,7 +1,7 @@
-"""W3C trace context, carried from the request that starts a saga through every message of it.
+"""W3C trace context, carried through every message of a saga.
 
-Just enough of https://www.w3.org/TR/trace-context/ to correlate: a trace id kept for the
-whole saga and a fresh span id for each hop.
+Just enough of https://www.w3.org/TR/trace-context/ to correlate: the first message of a saga
+starts a trace; every message it causes keeps that trace id, with a fresh span id per hop.
 """
 
 import re
@@ -17,8 +17,3 @@ def child_of(traceparent: str | None) -> str:
     match = _TRACEPARENT.match(traceparent or "")
     trace_id = match.group(1) if match else secrets.token_hex(16)
     return f"00-{trace_id}-{secrets.token_hex(8)}-01"
-
-
-def trace_id(traceparent: str | None) -> str | None:
-    match = _TRACEPARENT.match(traceparent or "")
-    return match.group(1) if match else None
