@@ -13,6 +13,7 @@ SERVICE = ServiceDefinition(
     settings=get_settings,
     seed=seed_demo_users,
     needs_broker=False,
+    edge=True,
 )
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 import argparse
 import asyncio
+import os
 import sys
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
@@ -27,6 +28,10 @@ class ServiceDefinition:
     settings: Callable[[], ServiceSettings]
     seed: Seed | None = None
     needs_broker: bool = True
+    # The edge faces clients, so their X-Forwarded-* headers are not believed there unless
+    # FORWARDED_ALLOW_IPS (uvicorn's own setting) names a proxy in front of it. Apps behind
+    # the gateway take the gateway's headers.
+    edge: bool = False
 
 
 def _fail(message: str) -> int:
@@ -67,7 +72,7 @@ def _serve(service: ServiceDefinition, settings: ServiceSettings, args: argparse
         port=args.port,
         workers=args.workers,
         log_config=None,  # the app configures logging itself (JSON, with request ids)
-        proxy_headers=True,
+        proxy_headers=not service.edge or "FORWARDED_ALLOW_IPS" in os.environ,
         server_header=False,
     )
     return 0
