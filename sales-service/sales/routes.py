@@ -3,6 +3,7 @@ import contextlib
 import re
 import uuid
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Request, status
@@ -86,14 +87,23 @@ async def place_order(
     async with db.unit_of_work() as session:
         if idempotency_key:
             earlier = await service.claim_idempotency_key(
-                session, customer_id=user.user_id, key=idempotency_key, fingerprint=fingerprint
+                session,
+                customer_id=user.user_id,
+                key=idempotency_key,
+                fingerprint=fingerprint,
+                # No request runs longer than its longest wait; a minute more is generous.
+                abandoned_after=timedelta(seconds=settings.order_wait_max_seconds + 60),
             )
             if earlier is not None:
                 assert earlier.order_id is not None
-                assert earlier.response_body is not None
+                body, code = earlier.response_body, earlier.response_status
+                if body is None:  # its request died before answering: the order as it is now
+                    current, final = await _read_public(db, earlier.order_id)
+                    body = current.model_dump(mode="json")
+                    code = status.HTTP_201_CREATED if final else status.HTTP_202_ACCEPTED
                 return JSONResponse(
-                    earlier.response_body,
-                    status_code=earlier.response_status or status.HTTP_202_ACCEPTED,
+                    body,
+                    status_code=code or status.HTTP_202_ACCEPTED,
                     headers={
                         "Location": f"/api/orders/{earlier.order_id}",
                         "Idempotent-Replayed": "true",
@@ -107,6 +117,10 @@ async def place_order(
             data=data,
         )
         order_id, public, final = order.id, OrderPublic.of(order), False
+        if idempotency_key:
+            await service.link_idempotency_key(
+                session, customer_id=user.user_id, key=idempotency_key, order_id=order_id
+            )
 
     headers = {"Location": f"/api/orders/{order_id}"}
     if prefer and (match := _PREFER_WAIT.search(prefer)):

@@ -4,6 +4,7 @@ import hashlib
 import hmac
 import json
 import uuid
+from datetime import timedelta
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -12,6 +13,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
+from bookstore_shared.columns import utcnow
 from bookstore_shared.identity import Principal
 from bookstore_shared.messages import Address
 from bookstore_shared.pagination import PageParams
@@ -143,9 +145,17 @@ def request_fingerprint(body: dict[str, Any], *, secret: str) -> str:
 
 
 async def claim_idempotency_key(
-    session: AsyncSession, *, customer_id: uuid.UUID, key: str, fingerprint: str
+    session: AsyncSession,
+    *,
+    customer_id: uuid.UUID,
+    key: str,
+    fingerprint: str,
+    abandoned_after: timedelta,
 ) -> IdempotencyKey | None:
-    """None if the key is new (now claimed); else the earlier request's record, if finished."""
+    """None if the key is new (now claimed); else the earlier request's record, if finished.
+
+    A record with an order but no answer, older than any request may run, belongs to a request
+    that died after creating its order: it is returned too (without an answer to replay)."""
     claimed = await session.execute(
         insert(IdempotencyKey)
         .values(customer_id=customer_id, key=key, request_hash=fingerprint)
@@ -159,8 +169,19 @@ async def claim_idempotency_key(
     if earlier.request_hash != fingerprint:
         raise IdempotencyKeyReused("This Idempotency-Key was used with a different request.")
     if earlier.response_status is None:
+        if earlier.order_id is not None and earlier.created_at < utcnow() - abandoned_after:
+            return earlier
         raise IdempotencyKeyInFlight("The first request with this key has not finished yet.")
     return earlier
+
+
+async def link_idempotency_key(
+    session: AsyncSession, *, customer_id: uuid.UUID, key: str, order_id: uuid.UUID
+) -> None:
+    """Note the order on the key in the transaction that creates it."""
+    record = await session.get(IdempotencyKey, (customer_id, key))
+    assert record is not None
+    record.order_id = order_id
 
 
 async def record_idempotent_response(
