@@ -8,7 +8,7 @@ RUN := $(UV) run --frozen
 APPS := inventory sales delivery gateway
 VENV_STAMP := .venv/.synced
 
-.PHONY: help run test test-fast lint format bench migrate seed up down clean
+.PHONY: help run test test-fast lint format bench soak migrate seed up down clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -23,7 +23,7 @@ $(VENV_STAMP): $(UV) uv.lock pyproject.toml */pyproject.toml
 	@$(UV) sync --frozen --all-packages --quiet
 	@touch $@
 
-run: $(VENV_STAMP) ## migrate, seed and start the gateway and the three apps (Ctrl-C stops them)
+run: $(VENV_STAMP) ## migrate, seed and start the gateway and the apps (REPLICAS=sales=2 for more; Ctrl-C stops)
 	@$(RUN) python -m bookstore_shared.stack
 
 test: $(VENV_STAMP) ## every test: unit, service, end-to-end (real Postgres and RabbitMQ)
@@ -41,8 +41,11 @@ format: $(VENV_STAMP) ## apply ruff's fixes and formatting
 	@$(RUN) ruff check --fix .
 	@$(RUN) ruff format .
 
-bench: $(VENV_STAMP) ## gateway overhead, and orders/s with POST-to-final latency (BENCH_ARGS="--clients 16 --seconds 20")
+bench: $(VENV_STAMP) ## catalog reads, orders/s, latency and cost per order, against the baseline (BENCH_ARGS="--clients 16")
 	@$(RUN) python -m bookstore_testing.bench $(BENCH_ARGS)
+
+soak: $(VENV_STAMP) ## every process survives clients vanishing at once and mid-answer (~2 min)
+	@$(RUN) python -m bookstore_testing.soak $(SOAK_ARGS)
 
 migrate: $(VENV_STAMP) ## create the database if needed and migrate every app's schema
 	@for app in $(APPS); do $(RUN) python -m $$app migrate || exit 1; done

@@ -2,7 +2,9 @@ import sys
 from pathlib import Path
 
 from bookstore_shared.cli import ServiceDefinition, main
+from bookstore_shared.messaging import DELIVERY_COMMANDS
 from delivery.config import get_settings
+from delivery.models import OUTBOX
 
 SERVICE = ServiceDefinition(
     name="delivery",
@@ -10,6 +12,8 @@ SERVICE = ServiceDefinition(
     migrations_dir=Path(__file__).parent / "migrations",
     default_port=8003,
     settings=get_settings,
+    queues=(DELIVERY_COMMANDS,),
+    outbox=OUTBOX,
 )
 
 if __name__ == "__main__":

@@ -18,6 +18,13 @@ def handlers(*, served_countries: frozenset[str]) -> Handlers:
         )
 
     async def cancel(ctx: HandlerContext, message: CancelDelivery) -> None:
-        await ctx.send(await service.cancel_delivery(ctx.session, order_id=message.order_id))
+        await ctx.send(
+            await service.cancel_delivery(
+                ctx.session,
+                order_id=message.order_id,
+                customer_id=message.customer_id,
+                address=message.address,
+            )
+        )
 
     return {ScheduleDelivery: schedule, CancelDelivery: cancel}

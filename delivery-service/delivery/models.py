@@ -43,9 +43,11 @@ class Delivery(SQLModel, table=True):
 
     id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
     order_id: uuid.UUID = Field(unique=True)
-    customer_id: uuid.UUID = Field(index=True)
+    # Both unknown only for a delivery cancelled before it was scheduled, by an order whose
+    # cancel did not say them: it stays as a record that nothing may be scheduled for it.
+    customer_id: uuid.UUID | None = Field(default=None, index=True)
     status: DeliveryStatus = enum_field(DeliveryStatus, default=DeliveryStatus.SCHEDULED)
-    address: dict[str, str | None] = jsonb_field()
+    address: dict[str, str | None] | None = jsonb_field(default=None)
     created_at: datetime = timestamp_field()
     updated_at: datetime = timestamp_field()
 
@@ -86,9 +88,9 @@ class StatusChange(SQLModel):
 class DeliveryPublic(SQLModel):
     id: uuid.UUID
     order_id: uuid.UUID
-    customer_id: uuid.UUID
+    customer_id: uuid.UUID | None
     status: DeliveryStatus
-    address: Address
+    address: Address | None
     tracking: list[TrackingEventPublic]
     created_at: datetime
     updated_at: datetime

@@ -2,7 +2,7 @@
 
 import uuid
 
-from sqlalchemy import func, select
+from sqlalchemy import Table, bindparam, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bookstore_shared.columns import utcnow
@@ -10,6 +10,7 @@ from bookstore_shared.identity import Principal
 from bookstore_shared.messages import (
     Address,
     DeliveryCancelled,
+    DeliveryCancelRefused,
     DeliveryRejected,
     DeliveryScheduled,
     DeliveryStatusChanged,
@@ -72,33 +73,87 @@ async def schedule_delivery(
     address: Address,
     served_countries: frozenset[str],
 ) -> Message:
-    existing = await session.scalar(select(Delivery).where(Delivery.order_id == order_id))
+    # Once per order: a few statements built once (no ORM unit of work on this path).
+    existing = (await session.execute(_DELIVERY_OF_ORDER, {"order": order_id})).first()
+    if existing is not None and existing.status == DeliveryStatus.CANCELLED:
+        # Cancelled first (this command came late): it stays cancelled.
+        return DeliveryRejected(order_id=order_id, reason="the order's delivery was cancelled")
     if existing is not None:  # asked again: the same answer
         return DeliveryScheduled(order_id=order_id, delivery_id=existing.id)
     if address.country not in served_countries:
         return DeliveryRejected(order_id=order_id, reason=f"we do not deliver to {address.country}")
-    delivery = Delivery(
-        order_id=order_id, customer_id=customer_id, address=address.model_dump(mode="json")
+    delivery_id, now = uuid.uuid4(), utcnow()
+    await session.execute(
+        _INSERT_DELIVERY,
+        {
+            "id": delivery_id,
+            "order_id": order_id,
+            "customer_id": customer_id,
+            "status": DeliveryStatus.SCHEDULED,
+            "address": address.model_dump(mode="json"),
+            "created_at": now,
+            "updated_at": now,
+        },
     )
-    session.add(delivery)
-    await session.flush()
-    _track(session, delivery, "scheduled")
-    return DeliveryScheduled(order_id=order_id, delivery_id=delivery.id)
+    await session.execute(
+        _INSERT_TRACKING,
+        {
+            "id": uuid.uuid4(),
+            "delivery_id": delivery_id,
+            "status": DeliveryStatus.SCHEDULED,
+            "note": "scheduled",
+            "occurred_at": now,
+        },
+    )
+    return DeliveryScheduled(order_id=order_id, delivery_id=delivery_id)
 
 
-async def cancel_delivery(session: AsyncSession, *, order_id: uuid.UUID) -> Message:
+DELIVERIES: Table = Delivery.__table__  # type: ignore[assignment]
+_DELIVERY_OF_ORDER = select(DELIVERIES.c.id, DELIVERIES.c.status).where(
+    DELIVERIES.c.order_id == bindparam("order")
+)
+_INSERT_DELIVERY = insert(DELIVERIES)
+_INSERT_TRACKING = insert(TrackingEvent.__table__)  # type: ignore[arg-type]
+
+
+async def cancel_delivery(
+    session: AsyncSession,
+    *,
+    order_id: uuid.UUID,
+    customer_id: uuid.UUID | None,
+    address: Address | None,
+) -> Message:
+    """Cancel the order's delivery unless the parcel has left; then the cancel is refused."""
     delivery = await session.scalar(
         select(Delivery).where(Delivery.order_id == order_id).with_for_update()
     )
-    if delivery is None or delivery.status in (DeliveryStatus.SCHEDULED, DeliveryStatus.CANCELLED):
-        if delivery is not None and delivery.status == DeliveryStatus.SCHEDULED:
-            delivery.status = DeliveryStatus.CANCELLED
-            _track(session, delivery, "cancelled with the order")
-        return DeliveryCancelled(order_id=order_id)
-    # On its way already: say where it is, and the order follows that instead.
-    return DeliveryStatusChanged(
-        order_id=order_id, delivery_id=delivery.id, status=delivery.status.value
-    )  # type: ignore[arg-type]
+    if delivery is None:
+        # Nothing scheduled yet (its command is late, or lost): a cancelled delivery is kept,
+        # so that the schedule command, should it come, is refused and never applied.
+        delivery = Delivery(
+            order_id=order_id,
+            customer_id=customer_id,
+            status=DeliveryStatus.CANCELLED,
+            address=address.model_dump(mode="json") if address else None,
+        )
+        session.add(delivery)
+        await session.flush()
+        _track(session, delivery, "cancelled before it was scheduled")
+    elif delivery.status == DeliveryStatus.SCHEDULED:
+        delivery.status = DeliveryStatus.CANCELLED
+        _track(session, delivery, "cancelled with the order")
+    elif delivery.status in (
+        DeliveryStatus.DISPATCHED,
+        DeliveryStatus.IN_TRANSIT,
+        DeliveryStatus.DELIVERED,
+    ):
+        return DeliveryCancelRefused(
+            order_id=order_id,
+            delivery_id=delivery.id,
+            status=delivery.status.value,  # type: ignore[arg-type]
+        )
+    # Cancelled now or before, or failed on the way: either way nothing will be delivered.
+    return DeliveryCancelled(order_id=order_id)
 
 
 async def change_status(

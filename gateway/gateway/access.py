@@ -61,12 +61,25 @@ _COMPILED = sorted(
 )
 
 
+def _route(path: str) -> list[tuple[str, Rule]]:
+    """(method, rule) of the route this path names: of the templates that match it, the most
+    literal (/api/books/categories is that route, not /api/books/{book_id})."""
+    matching = [(t, m, r) for m, pattern, t, r in _COMPILED if pattern.match(path)]
+    if not matching:
+        return []
+    fewest = min(template.count("{") for template, _, _ in matching)
+    return [(m, r) for template, m, r in matching if template.count("{") == fewest]
+
+
 def rule_for(method: str, path: str) -> Rule | None:
     method = "GET" if method == "HEAD" else method
-    for rule_method, pattern, _, rule in _COMPILED:
-        if rule_method == method and pattern.match(path):
-            return rule
-    return None
+    return next((rule for route_method, rule in _route(path) if route_method == method), None)
+
+
+def methods_for(path: str) -> set[str]:
+    """The methods the route this path names takes (empty: no route has this path)."""
+    methods = {method for method, _ in _route(path)}
+    return methods | ({"HEAD"} if "GET" in methods else set())
 
 
 def check(rule: Rule, principal: Principal) -> None:

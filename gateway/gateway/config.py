@@ -14,6 +14,8 @@ class Settings(ServiceSettings):
     jwt_audience: str = "bookstore-api"
     access_token_minutes: int = 15
     refresh_token_days: int = 14
+    # Expired refresh tokens are deleted this long after they expire.
+    retention_refresh_tokens_days: float = 1.0
     # How long a checked session, account or API key is trusted before it is checked again:
     # deactivation, role changes, logout and key revocation take effect within this time.
     auth_cache_seconds: float = 5.0
@@ -34,8 +36,11 @@ class Settings(ServiceSettings):
     inventory_url: str = "http://127.0.0.1:8001"
     sales_url: str = "http://127.0.0.1:8002"
     delivery_url: str = "http://127.0.0.1:8003"
+    # Connecting (including the wait for a free pooled connection), and each read of an
+    # answer; a request with `Prefer: wait=N` may read N seconds longer.
     upstream_connect_timeout: float = 2.0
     upstream_read_timeout: float = 10.0
+    upstream_max_connections: int = 500
     openapi_cache_seconds: float = 60.0
     # Concurrent argon2 hashes; each takes ~19 MiB, so a login flood cannot exhaust memory.
     password_hash_concurrency: int = 4

@@ -3,8 +3,9 @@
 import uuid
 from datetime import datetime
 from enum import StrEnum
+from typing import Annotated
 
-from pydantic import ConfigDict, EmailStr
+from pydantic import ConfigDict, EmailStr, WithJsonSchema
 from sqlalchemy import CheckConstraint, Column, DateTime, ForeignKey, Uuid
 from sqlmodel import Field, SQLModel
 
@@ -88,10 +89,21 @@ class ApiKey(SQLModel, table=True):
     revoked_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
 
 
+# email-validator refuses addresses on special-use domains (RFC 6761: .local, .test ...);
+# the schema says so, so that no client takes such an address for a valid one.
+SPECIAL_USE_DOMAIN = r"^(?!.*[.@](?:arpa|invalid|local|localhost|onion|test)$)"
+EmailAddress = Annotated[
+    EmailStr,
+    WithJsonSchema(
+        {"type": "string", "format": "email", "pattern": SPECIAL_USE_DOMAIN, "maxLength": 320}
+    ),
+]
+
+
 class UserRegister(SQLModel):
     model_config = ConfigDict(extra="forbid")
 
-    email: EmailStr = Field(max_length=320)
+    email: EmailAddress = Field(max_length=320)
     password: str = Field(min_length=8, max_length=128)
 
 

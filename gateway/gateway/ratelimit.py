@@ -4,7 +4,7 @@ import time
 from dataclasses import dataclass
 
 from limits import RateLimitItem, parse
-from limits.aio.strategies import MovingWindowRateLimiter
+from limits.aio.strategies import SlidingWindowCounterRateLimiter
 from limits.storage import storage_from_string
 
 from bookstore_shared.errors import DomainError
@@ -49,7 +49,9 @@ class RateLimits:
             )
         else:
             storage = storage_from_string("async+memory://")
-        self._limiter = MovingWindowRateLimiter(storage)
+        # A sliding window kept as two counters (the limits library's approximation): constant
+        # cost per request whatever the limit, where a moving window keeps every timestamp.
+        self._limiter = SlidingWindowCounterRateLimiter(storage)
         self._per_principal = parse(settings.rate_limit_per_principal)
         self._per_ip = parse(settings.rate_limit_per_ip)
         self._failures_per_account = parse(settings.login_failures_per_account)

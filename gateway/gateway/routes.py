@@ -45,24 +45,27 @@ async def register(data: UserRegister, session: SessionDep, request: Request) ->
 
 @router.post("/token")
 async def issue_token(
-    form: Annotated[OAuth2PasswordRequestForm, Depends()], session: SessionDep, request: Request
+    form: Annotated[OAuth2PasswordRequestForm, Depends()], request: Request
 ) -> Token:
     """Sign in with the OAuth2 password form (username is the email): access + refresh token."""
     limits: RateLimits = request.app.state.rate_limits
+    db: Database = request.app.state.db
     client_ip = request.state.client_ip
     await limits.check_sign_in(form.username, client_ip)
+    # Two short transactions around the password check, so no connection waits on argon2.
+    async with db.unit_of_work() as session:
+        found = await service.find_user(session, email=form.username)
     try:
-        user = await service.authenticate_user(
-            session,
-            passwords=request.app.state.passwords,
-            email=form.username,
-            password=form.password,
+        user = await service.check_password(
+            request.app.state.passwords, user=found, password=form.password
         )
     except InvalidCredentials:
         await limits.sign_in_failed(form.username, client_ip)
         raise
     tokens: Tokens = request.app.state.tokens
-    return _token(await service.start_session(session, tokens=tokens, user=user), tokens)
+    async with db.unit_of_work() as session:
+        sign_in = await service.start_session(session, tokens=tokens, user=user)
+    return _token(sign_in, tokens)
 
 
 @router.post("/refresh")

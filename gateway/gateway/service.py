@@ -36,9 +36,11 @@ async def register_user(
     role: Role = Role.CUSTOMER,
 ) -> User:
     email = email.lower()
+    # Hashed before the first query, so no pooled connection waits on argon2.
+    password_hash = await passwords.hash(password)
     if await session.scalar(select(User.id).where(User.email == email)) is not None:
         raise EmailTaken()
-    user = User(email=email, password_hash=await passwords.hash(password), role=role)
+    user = User(email=email, password_hash=password_hash, role=role)
     session.add(user)
     try:
         await session.flush()
@@ -47,10 +49,14 @@ async def register_user(
     return user
 
 
-async def authenticate_user(
-    session: AsyncSession, *, passwords: Passwords, email: str, password: str
-) -> User:
-    user = await session.scalar(select(User).where(User.email == email.lower()))
+async def find_user(session: AsyncSession, *, email: str) -> User | None:
+    user: User | None = await session.scalar(select(User).where(User.email == email.lower()))
+    return user
+
+
+async def check_password(passwords: Passwords, *, user: User | None, password: str) -> User:
+    """The user, if the password is theirs and the account active. Call it outside any session:
+    argon2 takes tens of milliseconds, and a pooled connection should not wait on it."""
     valid = await passwords.verify(password, user.password_hash if user else None)
     if user is None or not valid or not user.is_active:
         raise InvalidCredentials()

@@ -71,28 +71,43 @@ async def _empty_schema(service_database_url: str) -> AsyncIterator[None]:
     await truncate_schema(service_database_url, SCHEMA)
 
 
-@pytest.fixture
-async def admin(client: httpx.AsyncClient, gateway_settings: Settings) -> dict[str, str]:
-    """An admin's headers (admins cannot register: made in the database, as the seed does)."""
+async def _signed_in_as(
+    client: httpx.AsyncClient, settings: Settings, role: str, email: str
+) -> str:
+    """A token of a new account with this role (staff and admins cannot register: they are
+    made in the database, as the seed does)."""
     from bookstore_shared.db import Database
     from gateway.models import Role
     from gateway.security import Passwords
     from gateway.service import register_user
 
-    db = Database(gateway_settings.database_url, pool_size=1)
+    db = Database(settings.database_url, pool_size=1)
     async with db.unit_of_work() as session:
         await register_user(
             session,
             passwords=Passwords(concurrency=1),
-            email="root@example.com",
-            password="an-admin-passphrase",
-            role=Role.ADMIN,
+            email=email,
+            password="a-long-passphrase",
+            role=Role(role),
         )
     await db.dispose()
     reply = await client.post(
-        "/api/auth/token", data={"username": "root@example.com", "password": "an-admin-passphrase"}
+        "/api/auth/token", data={"username": email, "password": "a-long-passphrase"}
     )
-    return {"Authorization": f"Bearer {reply.json()['access_token']}"}
+    token: str = reply.json()["access_token"]
+    return token
+
+
+@pytest.fixture
+async def admin(client: httpx.AsyncClient, gateway_settings: Settings) -> dict[str, str]:
+    """An admin's headers."""
+    token = await _signed_in_as(client, gateway_settings, "admin", "root@example.com")
+    return {"Authorization": f"Bearer {token}"}
+
+
+@pytest.fixture
+async def staff_token(client: httpx.AsyncClient, gateway_settings: Settings) -> str:
+    return await _signed_in_as(client, gateway_settings, "staff", "clerk@example.com")
 
 
 @pytest.fixture

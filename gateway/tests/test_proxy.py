@@ -121,16 +121,31 @@ async def test_ready_reports_the_app_that_is_down(client: httpx.AsyncClient) -> 
     assert checks["upstream:delivery"].startswith("failed")
 
 
-@pytest.mark.parametrize(
-    ("method", "path"),
-    [("PUT", "/api/books/1"), ("GET", "/api/bookshelf"), ("DELETE", "/api/orders/1")],
-)
-async def test_route_without_a_rule_is_refused(
+@pytest.mark.parametrize(("method", "path"), [("GET", "/api/bookshelf"), ("TRACE", "/api/x")])
+async def test_path_without_a_rule_is_not_found(
     client: httpx.AsyncClient, method: str, path: str
 ) -> None:
     reply = await client.request(method, path)
     assert reply.status_code == 404
     assert reply.json()["code"] == "route_not_found"
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "allowed"),
+    [
+        ("PUT", "/api/books/1", "DELETE, GET, HEAD, PATCH"),
+        ("DELETE", "/api/orders/1", "GET, HEAD"),
+        ("TRACE", "/api/orders", "GET, HEAD, POST"),
+    ],
+)
+async def test_method_a_path_does_not_take_is_405_with_allow(
+    client: httpx.AsyncClient, method: str, path: str, allowed: str
+) -> None:
+    reply = await client.request(method, path)
+    assert reply.status_code == 405
+    assert reply.headers["allow"] == allowed
+    assert reply.headers["content-type"] == "application/problem+json"
+    assert reply.json()["code"] == "method_not_allowed"
 
 
 async def test_body_over_one_mebibyte_is_refused_before_forwarding(

@@ -5,7 +5,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated
 
-from pydantic import AfterValidator, ConfigDict
+from pydantic import AfterValidator, ConfigDict, WithJsonSchema
 from sqlalchemy import CheckConstraint, Column, Computed, DateTime, ForeignKey, Index, Uuid
 from sqlalchemy.dialects.postgresql import TSVECTOR
 from sqlmodel import Field, SQLModel
@@ -35,7 +35,20 @@ def normalize_isbn(value: str) -> str:
         raise ValueError(f"not a valid ISBN-10 or ISBN-13: {exc}") from exc
 
 
-Isbn = Annotated[str, AfterValidator(normalize_isbn)]
+# The shape of an ISBN-10 or ISBN-13; its check digit must also be right (format "isbn").
+ISBN_PATTERN = r"^(?:[0-9][- ]?){9}(?:(?:[0-9][- ]?){3})?[0-9Xx]$"
+Isbn = Annotated[
+    str,
+    AfterValidator(normalize_isbn),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "format": "isbn",
+            "pattern": ISBN_PATTERN,
+            "description": "ISBN-10 or ISBN-13, hyphens allowed, with a valid check digit",
+        }
+    ),
+]
 
 
 OUTBOX = outbox_table(SCHEMA)
@@ -58,13 +71,16 @@ class BookCreate(BookBase):
 
 
 class BookUpdate(SQLModel):
+    """The fields to change; those left out stay as they are. Only the description may be
+    cleared with null: a book always has a title, an author, a category and a price."""
+
     model_config = ConfigDict(extra="forbid")
 
-    title: str | None = Field(default=None, min_length=1, max_length=300)
-    author: str | None = Field(default=None, min_length=1, max_length=200)
-    category: str | None = Field(default=None, min_length=1, max_length=80)
+    title: str = Field(default=None, min_length=1, max_length=300)
+    author: str = Field(default=None, min_length=1, max_length=200)
+    category: str = Field(default=None, min_length=1, max_length=80)
     description: str | None = Field(default=None, max_length=5000)
-    price_cents: int | None = Field(default=None, ge=0, le=10_000_000)
+    price_cents: int = Field(default=None, ge=0, le=10_000_000)
 
 
 class Book(BookBase, table=True):

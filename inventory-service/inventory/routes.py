@@ -1,14 +1,14 @@
 import uuid
-from typing import Annotated
+from collections.abc import Mapping
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Response, status
+from fastapi import APIRouter, Header, Query, Response, status
 
 from bookstore_shared.db import SessionDep
 from bookstore_shared.identity import CurrentPrincipal, Principal, StaffUser
 from bookstore_shared.pagination import PageDep
 from inventory import service
 from inventory.models import (
-    Book,
     BookCreate,
     BookPublic,
     BooksPage,
@@ -20,11 +20,29 @@ from inventory.models import (
 from inventory.service import BookSort
 
 router = APIRouter(prefix="/books", tags=["books"])
+# How long a shared cache (the gateway's) may keep a catalog answer everyone but staff gets.
+PUBLIC_MAX_AGE_SECONDS = 1
 
 
-def _view(book: Book, principal: Principal) -> BookPublic | BookStaff:
+def _view(book: Any, principal: Principal) -> BookPublic | BookStaff:
     model = BookStaff if principal.is_staff else BookPublic
-    return model.model_validate(book, from_attributes=True)
+    return model.model_validate(book, from_attributes=not isinstance(book, Mapping))
+
+
+def _shareable(response: Response, principal: Principal, etag: str | None = None) -> None:
+    """Catalog answers for anyone but staff are the same for all: a shared cache may keep
+    them a moment. Staff answers show stock counts and are theirs alone."""
+    if principal.is_staff:
+        response.headers["Cache-Control"] = "private, no-store"
+    else:
+        response.headers["Cache-Control"] = f"public, max-age={PUBLIC_MAX_AGE_SECONDS}"
+    if etag:
+        response.headers["ETag"] = etag
+
+
+def _etag(book: Mapping[str, Any], principal: Principal) -> str:
+    view = "staff" if principal.is_staff else "public"
+    return f'W/"{book["id"]}-{book["updated_at"].timestamp()}-{view}"'
 
 
 @router.get("")
@@ -32,12 +50,14 @@ async def list_books(
     session: SessionDep,
     principal: CurrentPrincipal,
     page: PageDep,
+    response: Response,
     q: Annotated[str | None, Query(max_length=200, description="Full-text search")] = None,
     author: Annotated[str | None, Query(max_length=200)] = None,
     category: Annotated[str | None, Query(max_length=80)] = None,
     sort: BookSort | None = None,
 ) -> BooksPage:
     """List the catalog: search, filter by author or category, sort, one page at a time."""
+    _shareable(response, principal)
     books, count = await service.list_books(
         session, page=page, q=q, author=author, category=category, sort=sort
     )
@@ -47,25 +67,40 @@ async def list_books(
 
 
 @router.get("/categories")
-async def list_categories(session: SessionDep) -> list[Category]:
+async def list_categories(
+    session: SessionDep, principal: CurrentPrincipal, response: Response
+) -> list[Category]:
     """Every category in the catalog with how many books it holds."""
+    _shareable(response, principal)
     return await service.list_categories(session)
 
 
 @router.get("/isbn/{isbn}")
 async def get_book_by_isbn(
-    isbn: Isbn, session: SessionDep, principal: CurrentPrincipal
+    isbn: Isbn, session: SessionDep, principal: CurrentPrincipal, response: Response
 ) -> BookStaff | BookPublic:
     """One book by its ISBN-10 or ISBN-13."""
+    _shareable(response, principal)
     return _view(await service.get_book_by_isbn(session, isbn=isbn), principal)
 
 
-@router.get("/{book_id}")
+@router.get("/{book_id}", responses={304: {"description": "Not modified (If-None-Match)"}})
 async def get_book(
-    book_id: uuid.UUID, session: SessionDep, principal: CurrentPrincipal
+    book_id: uuid.UUID,
+    session: SessionDep,
+    principal: CurrentPrincipal,
+    response: Response,
+    if_none_match: Annotated[str | None, Header()] = None,
 ) -> BookStaff | BookPublic:
-    """One book by id."""
-    return _view(await service.get_book(session, book_id=book_id), principal)
+    """One book by id (with an ETag: send it back in If-None-Match for a 304)."""
+    book = await service.read_book(session, book_id=book_id)
+    etag = _etag(book, principal)
+    if if_none_match and etag in {tag.strip() for tag in if_none_match.split(",")}:
+        not_modified = Response(status_code=status.HTTP_304_NOT_MODIFIED)
+        _shareable(not_modified, principal, etag)
+        return not_modified  # type: ignore[return-value]
+    _shareable(response, principal, etag)
+    return _view(book, principal)
 
 
 @router.post("", status_code=status.HTTP_201_CREATED)

@@ -1,17 +1,19 @@
 """Stock movements for orders: reserve, commit, release, return, expire.
 
-Every movement locks the books it touches in one fixed order (by id) before changing them, so
-two orders over the same books never deadlock, and the CHECK constraints on the counts make
-going below zero impossible whatever the code does. For every book, at every moment:
+Every movement changes the books it touches in one fixed order (by id), so two orders over the
+same books never deadlock, and the CHECK constraints on the counts make going below zero
+impossible whatever the code does. For every book, at every moment:
 stock taken in = available + reserved + sold.
+
+These run once or twice per order, so each is a few statements built once (SQLAlchemy Core,
+no ORM unit of work): only their parameters change from order to order.
 """
 
 import uuid
 from collections import Counter
-from collections.abc import Iterable
 from datetime import timedelta
 
-from sqlalchemy import Row, select, update
+from sqlalchemy import Table, bindparam, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bookstore_shared.columns import utcnow
@@ -30,65 +32,89 @@ from bookstore_shared.messages import (
 )
 from inventory.models import Book, Reservation, ReservationLine, ReservationStatus
 
+BOOKS: Table = Book.__table__  # type: ignore[assignment]
+RESERVATIONS: Table = Reservation.__table__  # type: ignore[assignment]
+LINES: Table = ReservationLine.__table__  # type: ignore[assignment]
 
-async def _lock_books(session: AsyncSession, book_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, Row]:  # type: ignore[type-arg]
-    rows = await session.execute(
-        select(Book.id, Book.title, Book.price_cents, Book.available, Book.deleted_at)
-        .where(Book.id.in_(sorted(set(book_ids))))  # type: ignore[attr-defined]
-        .order_by(Book.id)
-        .with_for_update()
-    )
-    return {row.id: row for row in rows}
+_RESERVATION = (
+    select(RESERVATIONS.c.status, RESERVATIONS.c.expires_at)
+    .where(RESERVATIONS.c.order_id == bindparam("order"))
+    .with_for_update()
+)
+_LINES = (
+    select(LINES.c.book_id, LINES.c.quantity, LINES.c.unit_price_cents)
+    .where(LINES.c.order_id == bindparam("order"))
+    .order_by(LINES.c.book_id)
+)
+_BOOKS_TO_RESERVE = (
+    select(BOOKS.c.id, BOOKS.c.title, BOOKS.c.price_cents, BOOKS.c.available, BOOKS.c.deleted_at)
+    .where(BOOKS.c.id.in_(bindparam("books", expanding=True)))
+    .order_by(BOOKS.c.id)
+    .with_for_update()
+)
+_TITLES = select(BOOKS.c.id, BOOKS.c.title).where(
+    BOOKS.c.id.in_(bindparam("books", expanding=True))
+)
+_INSERT_RESERVATION = insert(RESERVATIONS)
+_INSERT_LINES = insert(LINES)
+_SET_STATUS = (
+    update(RESERVATIONS)
+    .where(RESERVATIONS.c.order_id == bindparam("order"))
+    .values(status=bindparam("new_status"), updated_at=bindparam("now"))
+)
 
 
-async def _lines(session: AsyncSession, order_id: uuid.UUID) -> list[ReservationLine]:
-    return list(
-        (
-            await session.scalars(
-                select(ReservationLine).where(ReservationLine.order_id == order_id)
-            )
-        ).all()
-    )
-
-
-def _priced(lines: list[ReservationLine], titles: dict[uuid.UUID, str]) -> list[PricedLine]:
-    return [
-        PricedLine(
-            book_id=line.book_id,
-            quantity=line.quantity,
-            title=titles.get(line.book_id, ""),
-            unit_price_cents=line.unit_price_cents,
+def _moving(**deltas: int) -> object:
+    """`UPDATE books` moving a line's quantity between counts, e.g. reserved=-1, sold=+1."""
+    return (
+        update(BOOKS)
+        .where(BOOKS.c.id == bindparam("book"))
+        .values(
+            {
+                name: BOOKS.c[name] + sign * bindparam("quantity", type_=BOOKS.c[name].type)
+                for name, sign in deltas.items()
+            }
+            | {"updated_at": bindparam("now")}
         )
-        for line in lines
-    ]
+    )
 
 
-async def _move(session: AsyncSession, lines: list[ReservationLine], **deltas: int) -> None:
-    """Apply `field: sign` to each line's book, e.g. reserved=-1, sold=+1; locks first."""
-    await _lock_books(session, (line.book_id for line in lines))
-    for line in sorted(lines, key=lambda line: line.book_id):
-        await session.execute(
-            update(Book)
-            .where(Book.id == line.book_id)  # type: ignore[arg-type]
-            .values(
-                {name: getattr(Book, name) + sign * line.quantity for name, sign in deltas.items()}
-                | {"updated_at": utcnow()}
-            )
-        )
+_RESERVE = _moving(available=-1, reserved=+1)
+_COMMIT = _moving(reserved=-1, sold=+1)
+_RELEASE = _moving(reserved=-1, available=+1)
+_RETURN = _moving(sold=-1, available=+1)
+
+
+async def _move(session: AsyncSession, statement: object, order_id: uuid.UUID) -> None:
+    """Apply a movement to each of the order's lines, books in id order (their lock order)."""
+    lines = (await session.execute(_LINES, {"order": order_id})).all()
+    now = utcnow()
+    await session.execute(
+        statement,  # type: ignore[arg-type]
+        [{"book": line.book_id, "quantity": line.quantity, "now": now} for line in lines],
+    )
+
+
+async def _set_status(
+    session: AsyncSession, order_id: uuid.UUID, status: ReservationStatus
+) -> None:
+    await session.execute(_SET_STATUS, {"order": order_id, "new_status": status, "now": utcnow()})
 
 
 async def reserve_stock(
     session: AsyncSession, *, order_id: uuid.UUID, lines: list[Line], lease: timedelta
 ) -> Message:
     """All or nothing: every line is set aside, or none is and the short ones are named."""
-    existing = await session.get(Reservation, order_id, with_for_update=True)
+    existing = (await session.execute(_RESERVATION, {"order": order_id})).first()
     if existing is not None:  # the same order asked again (a retried command): same answer
-        return await _answer_for_existing(session, existing)
+        return await _answer_for_existing(session, order_id, existing.status, existing.expires_at)
 
     wanted = Counter[uuid.UUID]()
     for line in lines:
         wanted[line.book_id] += line.quantity
-    books = await _lock_books(session, wanted)
+    books = {
+        row.id: row for row in await session.execute(_BOOKS_TO_RESERVE, {"books": sorted(wanted)})
+    }
     short = [
         ShortLine(
             book_id=book_id,
@@ -103,102 +129,150 @@ async def reserve_stock(
     if short:
         return StockRejected(order_id=order_id, short=short)
 
-    for book_id, quantity in sorted(wanted.items()):
-        moved = await session.execute(
-            update(Book)
-            .where(Book.id == book_id, Book.available >= quantity)  # type: ignore[arg-type]
-            .values(
-                available=Book.available - quantity,
-                reserved=Book.reserved + quantity,
-                updated_at=utcnow(),
-            )
-        )
-        assert moved.rowcount == 1, "row was locked and checked above"  # type: ignore[attr-defined]
-
-    reservation = Reservation(order_id=order_id, expires_at=utcnow() + lease)
-    reserved_lines = [
-        ReservationLine(
-            order_id=order_id,
-            book_id=book_id,
-            quantity=quantity,
-            unit_price_cents=books[book_id].price_cents,
-        )
+    now = utcnow()
+    moves = [
+        {"book": book_id, "quantity": quantity, "now": now}
         for book_id, quantity in sorted(wanted.items())
     ]
-    session.add(reservation)
-    await session.flush()
-    session.add_all(reserved_lines)
-    await session.flush()
+    await session.execute(_RESERVE, moves)  # type: ignore[arg-type]
+    expires_at = now + lease
+    await session.execute(
+        _INSERT_RESERVATION,
+        {
+            "order_id": order_id,
+            "status": ReservationStatus.HELD,
+            "expires_at": expires_at,
+            "created_at": now,
+            "updated_at": now,
+        },
+    )
+    await session.execute(
+        _INSERT_LINES,
+        [
+            {
+                "order_id": order_id,
+                "book_id": book_id,
+                "quantity": quantity,
+                "unit_price_cents": books[book_id].price_cents,
+            }
+            for book_id, quantity in sorted(wanted.items())
+        ],
+    )
     return StockReserved(
         order_id=order_id,
-        lines=_priced(reserved_lines, {b: row.title for b, row in books.items()}),
-        expires_at=reservation.expires_at,
+        lines=[
+            PricedLine(
+                book_id=book_id,
+                quantity=quantity,
+                title=books[book_id].title,
+                unit_price_cents=books[book_id].price_cents,
+            )
+            for book_id, quantity in sorted(wanted.items())
+        ],
+        expires_at=expires_at,
     )
 
 
-async def _answer_for_existing(session: AsyncSession, reservation: Reservation) -> Message:
-    if reservation.status in (ReservationStatus.HELD, ReservationStatus.COMMITTED):
-        lines = await _lines(session, reservation.order_id)
-        titles = dict(
-            (
-                await session.execute(
-                    select(Book.id, Book.title).where(Book.id.in_([x.book_id for x in lines]))  # type: ignore[attr-defined]
-                )
+async def _answer_for_existing(
+    session: AsyncSession, order_id: uuid.UUID, status: ReservationStatus, expires_at: object
+) -> Message:
+    if status not in (ReservationStatus.HELD, ReservationStatus.COMMITTED):
+        return ReservationExpired(order_id=order_id)
+    lines = (await session.execute(_LINES, {"order": order_id})).all()
+    titles = dict(
+        (await session.execute(_TITLES, {"books": [x.book_id for x in lines]})).tuples().all()
+    )
+    return StockReserved(
+        order_id=order_id,
+        lines=[
+            PricedLine(
+                book_id=line.book_id,
+                quantity=line.quantity,
+                title=titles.get(line.book_id, ""),
+                unit_price_cents=line.unit_price_cents,
             )
-            .tuples()
-            .all()
-        )
-        return StockReserved(
-            order_id=reservation.order_id,
-            lines=_priced(lines, titles),
-            expires_at=reservation.expires_at,
-        )
-    return ReservationExpired(order_id=reservation.order_id)
+            for line in lines
+        ],
+        expires_at=expires_at,
+    )
+
+
+async def _status(session: AsyncSession, order_id: uuid.UUID) -> ReservationStatus | None:
+    row = (await session.execute(_RESERVATION, {"order": order_id})).first()
+    return None if row is None else row.status  # type: ignore[no-any-return]
 
 
 async def commit_stock(session: AsyncSession, *, order_id: uuid.UUID) -> Message:
-    reservation = await session.get(Reservation, order_id, with_for_update=True)
-    if reservation is None:
+    status = await _status(session, order_id)
+    if status is None:
         return StockCommitRejected(order_id=order_id, reason="no reservation for this order")
-    if reservation.status == ReservationStatus.COMMITTED:
+    if status == ReservationStatus.COMMITTED:
         return StockCommitted(order_id=order_id)
-    if reservation.status != ReservationStatus.HELD:
-        return StockCommitRejected(order_id=order_id, reason=f"reservation {reservation.status}")
-    await _move(session, await _lines(session, order_id), reserved=-1, sold=+1)
-    reservation.status, reservation.updated_at = ReservationStatus.COMMITTED, utcnow()
+    if status != ReservationStatus.HELD:
+        return StockCommitRejected(order_id=order_id, reason=f"reservation {status}")
+    await _move(session, _COMMIT, order_id)
+    await _set_status(session, order_id, ReservationStatus.COMMITTED)
     return StockCommitted(order_id=order_id)
 
 
 async def release_stock(session: AsyncSession, *, order_id: uuid.UUID) -> Message:
-    reservation = await session.get(Reservation, order_id, with_for_update=True)
-    if reservation is not None and reservation.status == ReservationStatus.HELD:
-        await _move(session, await _lines(session, order_id), reserved=-1, available=+1)
-        reservation.status, reservation.updated_at = ReservationStatus.RELEASED, utcnow()
+    status = await _status(session, order_id)
+    if status is None:
+        await _tombstone(session, order_id, ReservationStatus.RELEASED)
+    elif status == ReservationStatus.HELD:
+        await _move(session, _RELEASE, order_id)
+        await _set_status(session, order_id, ReservationStatus.RELEASED)
     return StockReleased(order_id=order_id)
 
 
 async def return_stock(session: AsyncSession, *, order_id: uuid.UUID) -> Message:
-    reservation = await session.get(Reservation, order_id, with_for_update=True)
-    if reservation is not None and reservation.status == ReservationStatus.COMMITTED:
-        await _move(session, await _lines(session, order_id), sold=-1, available=+1)
-        reservation.status, reservation.updated_at = ReservationStatus.RETURNED, utcnow()
+    """Sold stock back on the shelf. Held stock (the sale had not happened yet: its command is
+    late) is released instead, and the sale can no longer happen."""
+    status = await _status(session, order_id)
+    if status is None:
+        await _tombstone(session, order_id, ReservationStatus.RETURNED)
+    elif status == ReservationStatus.COMMITTED:
+        await _move(session, _RETURN, order_id)
+        await _set_status(session, order_id, ReservationStatus.RETURNED)
+    elif status == ReservationStatus.HELD:
+        await _move(session, _RELEASE, order_id)
+        await _set_status(session, order_id, ReservationStatus.RETURNED)
     return StockReturned(order_id=order_id)
+
+
+async def _tombstone(session: AsyncSession, order_id: uuid.UUID, status: ReservationStatus) -> None:
+    """Undone before it was done (the command is late, or lost): a reservation with no lines
+    is kept, so that the command, should it come, is refused and never applied."""
+    now = utcnow()
+    await session.execute(
+        _INSERT_RESERVATION,
+        {
+            "order_id": order_id,
+            "status": status,
+            "expires_at": now,
+            "created_at": now,
+            "updated_at": now,
+        },
+    )
 
 
 async def expire_reservations(session: AsyncSession, *, limit: int = 100) -> list[Message]:
     """Release held stock whose lease has run out; replicas share the work (SKIP LOCKED)."""
     expired = (
-        await session.scalars(
-            select(Reservation)
-            .where(Reservation.status == ReservationStatus.HELD, Reservation.expires_at < utcnow())  # type: ignore[arg-type]
-            .order_by(Reservation.expires_at)
+        await session.execute(
+            select(RESERVATIONS.c.order_id)
+            .where(
+                RESERVATIONS.c.status == ReservationStatus.HELD,
+                RESERVATIONS.c.expires_at < utcnow(),
+            )
+            .order_by(RESERVATIONS.c.expires_at)
             .limit(limit)
             .with_for_update(skip_locked=True)
         )
-    ).all()
+    ).scalars()
     messages: list[Message] = []
-    for reservation in expired:
-        await _move(session, await _lines(session, reservation.order_id), reserved=-1, available=+1)
-        reservation.status, reservation.updated_at = ReservationStatus.EXPIRED, utcnow()
-        messages.append(ReservationExpired(order_id=reservation.order_id))
+    for order_id in expired.all():
+        await _move(session, _RELEASE, order_id)
+        await _set_status(session, order_id, ReservationStatus.EXPIRED)
+        messages.append(ReservationExpired(order_id=order_id))
     return messages

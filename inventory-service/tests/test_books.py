@@ -119,6 +119,27 @@ async def test_get_book_as_staff_shows_every_count(
     assert {"available", "reserved", "sold"} <= reply.json().keys()
 
 
+async def test_get_book_for_anyone_but_staff_may_be_shared_and_revalidated(
+    client: httpx.AsyncClient,
+    customer: dict[str, str],
+    staff: dict[str, str],
+    create_book: CreateBook,
+) -> None:
+    book = await create_book()
+    public = await client.get(f"/books/{book['id']}", headers=customer)
+    assert public.headers["cache-control"] == "public, max-age=1"
+    etag = public.headers["etag"]
+    again = await client.get(f"/books/{book['id']}", headers={**customer, "If-None-Match": etag})
+    assert (again.status_code, again.content, again.headers["etag"]) == (304, b"", etag)
+    staff_view = await client.get(f"/books/{book['id']}", headers=staff)
+    assert staff_view.headers["cache-control"] == "private, no-store"
+    assert staff_view.headers["etag"] != etag  # another view, another tag
+    await client.patch(f"/books/{book['id']}", json={"price_cents": 999}, headers=staff)
+    changed = await client.get(f"/books/{book['id']}", headers={**customer, "If-None-Match": etag})
+    assert changed.status_code == 200
+    assert changed.json()["price_cents"] == 999
+
+
 async def test_get_missing_book_is_not_found(
     client: httpx.AsyncClient, anonymous: dict[str, str]
 ) -> None:
@@ -186,3 +207,17 @@ async def test_delete_book_as_customer_is_forbidden(
 ) -> None:
     book = await create_book()
     assert_problem(await client.delete(f"/books/{book['id']}", headers=customer), 403)
+
+
+@pytest.mark.parametrize("field", ["title", "author", "category", "price_cents"])
+async def test_update_book_cannot_clear_a_required_field(
+    client: httpx.AsyncClient, staff: dict[str, str], field: str
+) -> None:
+    created = (await client.post("/books", json=BODY, headers=staff)).json()
+    reply = await client.patch(f"/books/{created['id']}", json={field: None}, headers=staff)
+    assert_problem(reply, 422, "validation_error")
+    cleared = await client.patch(
+        f"/books/{created['id']}", json={"description": None}, headers=staff
+    )
+    assert cleared.status_code == 200
+    assert cleared.json()["description"] is None

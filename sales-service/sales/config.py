@@ -8,8 +8,10 @@ class Settings(ServiceSettings):
     saga_step_timeout_seconds: float = 30.0
     saga_step_max_attempts: int = 3
     saga_sweep_seconds: float = 1.0
-    # The longest `Prefer: wait=N` honoured on POST /orders.
-    order_wait_max_seconds: float = 30.0
+    # Retention: an Idempotency-Key replays its answer this long; the steps of a finished
+    # saga stay on its timeline this long.
+    retention_idempotency_hours: float = 24.0
+    retention_saga_steps_days: float = 30.0
 
 
 @lru_cache

@@ -1,17 +1,86 @@
-"""Sales consumes on two queues: the saga's answers, and the payment commands."""
+"""Sales consumes on two queues: the saga's answers, and the payment commands. Each message
+type has one function; this file is where they are bound."""
 
 from datetime import timedelta
+from typing import Any
 
-from bookstore_shared.consumer import Handlers
+import structlog
+
+from bookstore_shared.consumer import HandlerContext, Handlers
+from bookstore_shared.messages import (
+    DeliveryCancelled,
+    DeliveryCancelRefused,
+    DeliveryRejected,
+    DeliveryScheduled,
+    DeliveryStatusChanged,
+    Message,
+    PaymentAuthorized,
+    PaymentDeclined,
+    PaymentRefunded,
+    ReservationExpired,
+    StockCommitRejected,
+    StockCommitted,
+    StockRejected,
+    StockReleased,
+    StockReserved,
+    StockReturned,
+)
 from bookstore_shared.messaging import SALES_PAYMENTS, SALES_SAGA
 from bookstore_shared.outbox import Outbox
 from sales import payments, saga
+
+log = structlog.get_logger(__name__)
+
+SAGA_ANSWERS = {
+    StockReserved: saga.on_stock_reserved,
+    StockRejected: saga.on_stock_rejected,
+    StockCommitted: saga.on_stock_committed,
+    StockCommitRejected: saga.on_stock_commit_rejected,
+    ReservationExpired: saga.on_reservation_expired,
+    StockReleased: saga.on_stock_released,
+    StockReturned: saga.on_stock_returned,
+    PaymentAuthorized: saga.on_payment_authorized,
+    PaymentDeclined: saga.on_payment_declined,
+    PaymentRefunded: saga.on_payment_refunded,
+    DeliveryScheduled: saga.on_delivery_scheduled,
+    DeliveryRejected: saga.on_delivery_rejected,
+    DeliveryCancelled: saga.on_delivery_cancelled,
+    DeliveryCancelRefused: saga.on_delivery_cancel_refused,
+    DeliveryStatusChanged: saga.on_delivery_status_changed,
+}
+
+
+def saga_handlers(*, outbox: Outbox, step_timeout: timedelta) -> Handlers:
+    """Each answer is applied to its order, locked, within the message's transaction."""
+
+    def bind(on_answer: Any) -> Any:
+        async def handle(ctx: HandlerContext, message: Message) -> None:
+            order = await saga.lock_order(
+                ctx.session, message.order_id, with_lines=on_answer is saga.on_stock_reserved
+            )
+            if order is None:
+                log.warning("saga_reply_for_unknown_order", order_id=str(message.order_id))
+                return
+            run = saga.Saga(
+                ctx.session,
+                outbox,
+                step_timeout,
+                causation_id=ctx.envelope.message_id,
+                reply=message,
+                reply_message_id=ctx.envelope.message_id,
+            )
+            await on_answer(run, order, message)
+            await run.save(order)
+
+        return handle
+
+    return {message_type: bind(on_answer) for message_type, on_answer in SAGA_ANSWERS.items()}
 
 
 def queues(
     *, outbox: Outbox, step_timeout: timedelta, provider: payments.CardProvider
 ) -> dict[str, Handlers]:
     return {
-        SALES_SAGA: saga.handlers(outbox=outbox, step_timeout=step_timeout),
+        SALES_SAGA: saga_handlers(outbox=outbox, step_timeout=step_timeout),
         SALES_PAYMENTS: payments.handlers(provider),
     }

@@ -3,19 +3,40 @@ from contextlib import asynccontextmanager
 from datetime import timedelta
 
 from fastapi import FastAPI
+from sqlalchemy import select
 
 from bookstore_shared.app import create_service_app
 from bookstore_shared.background import every
 from bookstore_shared.consumer import run_messaging
 from bookstore_shared.db import Database
 from bookstore_shared.outbox import Outbox
-from sales import saga
+from bookstore_shared.retention import Retention
+from sales import deadlines
 from sales.config import Settings, get_settings
 from sales.consumers import queues
-from sales.models import INBOX, OUTBOX
+from sales.models import INBOX, OUTBOX, IdempotencyKey, Order, SagaState, SagaStep
 from sales.payments import FakeCardProvider
 from sales.routes import router
 from sales.watch import OrderWatch
+
+
+def retention(settings: Settings) -> list[Retention]:
+    keys, steps, orders = IdempotencyKey.__table__, SagaStep.__table__, Order.__table__
+    return [
+        Retention(
+            table=keys,  # type: ignore[arg-type]
+            age=keys.c.created_at,
+            keep=timedelta(hours=settings.retention_idempotency_hours),
+        ),
+        Retention(
+            table=steps,  # type: ignore[arg-type]
+            age=steps.c.answered_at,
+            keep=timedelta(days=settings.retention_saga_steps_days),
+            only=steps.c.order_id.in_(
+                select(orders.c.id).where(orders.c.saga_state == SagaState.COMPLETED)
+            ),
+        ),
+    ]
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -32,13 +53,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.step_timeout = step_timeout
 
         async def sweep_overdue() -> None:
-            async with db.unit_of_work() as session:
-                await saga.handle_overdue_steps(
-                    session,
-                    outbox=outbox,
-                    step_timeout=step_timeout,
-                    max_attempts=settings.saga_step_max_attempts,
-                )
+            await deadlines.handle_overdue_steps(
+                db,
+                outbox=outbox,
+                step_timeout=step_timeout,
+                max_attempts=settings.saga_step_max_attempts,
+            )
 
         async with (
             OrderWatch(settings.database_url) as watch,
@@ -47,6 +67,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 outbox=outbox,
                 inbox=INBOX,
                 queues=queues(outbox=outbox, step_timeout=step_timeout, provider=provider),
+                retention=retention(settings),
             ),
             every(settings.saga_sweep_seconds, sweep_overdue, "saga-deadlines"),
         ):

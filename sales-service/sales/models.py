@@ -92,6 +92,8 @@ class Order(SQLModel, table=True):
     status: OrderStatus = enum_field(OrderStatus, default=OrderStatus.PENDING)
     cancel_reason: CancelReason | None = enum_field(CancelReason, default=None, length=40)
     cancel_details: dict[str, Any] | None = jsonb_field(default=None)
+    # Why a cancel was refused (the parcel had left), if one was.
+    cancel_refusal: str | None = Field(default=None, max_length=200)
     total_cents: int | None = None
     shipping_address: dict[str, str | None] = jsonb_field()
     card_last4: str | None = Field(default=None, max_length=4)
@@ -178,6 +180,8 @@ class PaymentStatus(StrEnum):
     AUTHORIZED = "authorized"
     DECLINED = "declined"
     REFUNDED = "refunded"
+    # Refunded before it was authorised (the command is late, or lost): never authorised now.
+    VOIDED = "voided"
 
 
 class Payment(SQLModel, table=True):
@@ -228,6 +232,7 @@ class OrderPublic(SQLModel):
     status: OrderStatus
     cancel_reason: CancelReason | None
     cancel_details: dict[str, Any] | None
+    cancel_refusal: str | None
     total_cents: int | None
     items: list[OrderLinePublic]
     shipping_address: Address
@@ -236,10 +241,19 @@ class OrderPublic(SQLModel):
     updated_at: datetime
 
     @classmethod
-    def of(cls, order: Order) -> "OrderPublic":
-        return cls.model_validate(
-            {**order.model_dump(), "items": [line.model_dump() for line in order.lines]}
-        )
+    def of(cls, order: Any) -> "OrderPublic":
+        """From an order row (ORM or the saga's own), its lines as items."""
+        fields = {name: getattr(order, name) for name in cls.model_fields if name != "items"}
+        items = [
+            OrderLinePublic(
+                book_id=line.book_id,
+                quantity=line.quantity,
+                title=line.title,
+                unit_price_cents=line.unit_price_cents,
+            )
+            for line in order.lines
+        ]
+        return cls(**fields, items=items)
 
 
 class SagaStepPublic(SQLModel):
@@ -260,4 +274,5 @@ class SagaPublic(SQLModel):
     status: OrderStatus
     saga_state: SagaState
     cancel_reason: CancelReason | None
+    cancel_refusal: str | None
     steps: list[SagaStepPublic]

@@ -3,16 +3,16 @@
 The card number is handed to the provider once, when the order is placed, in exchange for a
 token; only the token and the last four digits are kept. The fake provider answers by card:
 4242424242424242 is approved, 4000000000000002 declined, 4000000000009995 declined for
-insufficient funds; any other valid number is approved.
+insufficient funds, an expired card declined; any other valid number is approved.
 """
 
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Literal, Protocol, Self
+from typing import Any, Literal, Protocol
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
-from sqlalchemy import select
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from sqlalchemy import Table, bindparam, insert, select, update
 
 from bookstore_shared.columns import utcnow
 from bookstore_shared.consumer import HandlerContext, Handlers
@@ -37,7 +37,12 @@ def luhn_valid(number: str) -> bool:
 class CardDetails(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    card_number: str = Field(pattern=r"^[0-9]{12,19}$", repr=False)
+    card_number: str = Field(
+        pattern=r"^[0-9]{12,19}$",
+        repr=False,
+        description="Its check digit must be right (Luhn)",
+        json_schema_extra={"format": "card-number"},
+    )
     exp_month: int = Field(ge=1, le=12)
     exp_year: int = Field(ge=2000, le=2100)
     cvc: str = Field(pattern=r"^[0-9]{3,4}$", repr=False)
@@ -49,12 +54,12 @@ class CardDetails(BaseModel):
             raise ValueError("not a valid card number")
         return value
 
-    @model_validator(mode="after")
-    def _not_expired(self) -> Self:
+    @property
+    def expired(self) -> bool:
+        """Past its expiry month. Not refused here: the provider declines it, as real ones do
+        (the date decides, which no schema can say)."""
         now = datetime.now(UTC)
-        if (self.exp_year, self.exp_month) < (now.year, now.month):
-            raise ValueError("the card has expired")
-        return self
+        return (self.exp_year, self.exp_month) < (now.year, now.month)
 
     @property
     def last4(self) -> str:
@@ -87,8 +92,8 @@ class FakeCardProvider:
     }
 
     def tokenize(self, card: CardDetails) -> str:
-        outcome = self.OUTCOMES.get(card.card_number, "approved")
-        return f"fake_{outcome}_{uuid.uuid4().hex}"
+        outcome = "payment_declined" if card.expired else self.OUTCOMES.get(card.card_number)
+        return f"fake_{outcome or 'approved'}_{uuid.uuid4().hex}"
 
     async def authorize(
         self, *, token: str, amount_cents: int, idempotency_key: str
@@ -103,29 +108,74 @@ class FakeCardProvider:
         return None
 
 
+PAYMENTS: Table = Payment.__table__  # type: ignore[assignment]
+_PAYMENT_OF_ORDER = (
+    select(
+        PAYMENTS.c.id,
+        PAYMENTS.c.status,
+        PAYMENTS.c.amount_cents,
+        PAYMENTS.c.decline_reason,
+        PAYMENTS.c.provider_reference,
+        PAYMENTS.c.refunded_cents,
+    )
+    .where(PAYMENTS.c.order_id == bindparam("order"))
+    .with_for_update()
+)
+_INSERT_PAYMENT = insert(PAYMENTS)
+_REFUNDED = (
+    update(PAYMENTS)
+    .where(PAYMENTS.c.id == bindparam("payment"))
+    .values(
+        status=PaymentStatus.REFUNDED,
+        refunded_cents=PAYMENTS.c.amount_cents,
+        updated_at=bindparam("now"),
+    )
+)
+
+
+async def _new_payment(ctx: HandlerContext, **values: Any) -> None:
+    now = utcnow()
+    await ctx.session.execute(
+        _INSERT_PAYMENT,
+        {
+            "id": uuid.uuid4(),
+            "provider_reference": None,
+            "decline_reason": None,
+            "refunded_cents": 0,
+            "created_at": now,
+            "updated_at": now,
+            **values,
+        },
+    )
+
+
 def handlers(provider: CardProvider) -> Handlers:
     async def authorize(ctx: HandlerContext, message: AuthorizePayment) -> None:
-        payment = await ctx.session.scalar(
-            select(Payment).where(Payment.order_id == message.order_id).with_for_update()
-        )
+        payment = (
+            await ctx.session.execute(_PAYMENT_OF_ORDER, {"order": message.order_id})
+        ).first()
         if payment is None:
             result = await provider.authorize(
                 token=message.payment_token,
                 amount_cents=message.amount_cents,
                 idempotency_key=str(message.order_id),
             )
-            payment = Payment(
+            await _new_payment(
+                ctx,
                 order_id=message.order_id,
                 amount_cents=message.amount_cents,
                 status=PaymentStatus.AUTHORIZED if result.approved else PaymentStatus.DECLINED,
                 provider_reference=result.reference,
                 decline_reason=result.decline_reason,
             )
-            ctx.session.add(payment)
-            await ctx.session.flush()
+            payment = (
+                await ctx.session.execute(_PAYMENT_OF_ORDER, {"order": message.order_id})
+            ).one()
         # Asked again (a retried command): the same answer as the first time.
-        if payment.status == PaymentStatus.DECLINED:
-            reason: DeclineReason = payment.decline_reason or "payment_declined"  # type: ignore[assignment]
+        if payment.status == PaymentStatus.VOIDED:
+            await ctx.send(PaymentDeclined(order_id=message.order_id, reason="voided"))
+        elif payment.status == PaymentStatus.DECLINED:
+            reason: DeclineReason = payment.decline_reason or "payment_declined"
             await ctx.send(PaymentDeclined(order_id=message.order_id, reason=reason))
         else:
             await ctx.send(
@@ -137,20 +187,27 @@ def handlers(provider: CardProvider) -> Handlers:
             )
 
     async def refund(ctx: HandlerContext, message: RefundPayment) -> None:
-        payment = await ctx.session.scalar(
-            select(Payment).where(Payment.order_id == message.order_id).with_for_update()
-        )
-        if payment is not None and payment.status == PaymentStatus.AUTHORIZED:
+        payment = (
+            await ctx.session.execute(_PAYMENT_OF_ORDER, {"order": message.order_id})
+        ).first()
+        refunded = 0
+        if payment is None:
+            # Nothing authorised yet (the command is late, or lost): a voided payment is kept,
+            # so that the authorisation, should it come, is refused and never made.
+            await _new_payment(
+                ctx, order_id=message.order_id, amount_cents=0, status=PaymentStatus.VOIDED
+            )
+        elif payment.status == PaymentStatus.AUTHORIZED:
             assert payment.provider_reference is not None
             await provider.refund(
                 reference=payment.provider_reference,
                 amount_cents=payment.amount_cents,
                 idempotency_key=f"refund:{message.order_id}",
             )
-            payment.status = PaymentStatus.REFUNDED
-            payment.refunded_cents = payment.amount_cents
-            payment.updated_at = utcnow()
-        refunded = payment.refunded_cents if payment is not None else 0
+            await ctx.session.execute(_REFUNDED, {"payment": payment.id, "now": utcnow()})
+            refunded = payment.amount_cents
+        else:
+            refunded = payment.refunded_cents
         await ctx.send(PaymentRefunded(order_id=message.order_id, refunded_cents=refunded))
 
     return {AuthorizePayment: authorize, RefundPayment: refund}

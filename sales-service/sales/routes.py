@@ -1,6 +1,5 @@
 import asyncio
 import contextlib
-import re
 import uuid
 from collections.abc import AsyncIterator
 from datetime import timedelta
@@ -14,15 +13,22 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bookstore_shared.db import Database, SessionDep
 from bookstore_shared.identity import CurrentUser
 from bookstore_shared.pagination import Page, PageDep
+from bookstore_shared.prefer import requested_wait
 from sales import service
 from sales.config import Settings
-from sales.models import OrderPublic, OrderStatus, SagaPublic, SagaState, SagaStepPublic
-from sales.saga import Saga
+from sales.models import (
+    IdempotencyKey,
+    OrderPublic,
+    OrderStatus,
+    SagaPublic,
+    SagaState,
+    SagaStepPublic,
+)
+from sales.saga import Saga, read_order
 from sales.service import OrderCreate
-from sales.watch import OrderWatch
+from sales.watch import OrderWatch, Watcher
 
 router = APIRouter(prefix="/orders", tags=["orders"])
-_PREFER_WAIT = re.compile(r"(?:^|[,;\s])wait=(\d+)(?:$|[,;\s])")
 
 IdempotencyKeyHeader = Annotated[
     str | None,
@@ -45,24 +51,42 @@ def _saga(request: Request, session: AsyncSession) -> Saga:
 
 async def _read_public(db: Database, order_id: uuid.UUID) -> tuple[OrderPublic, bool]:
     async with db.sessions() as session:
-        order = await service.read_order(session, order_id=order_id)
+        order = await read_order(session, order_id)
         assert order is not None
         return OrderPublic.of(order), order.saga_state == SagaState.COMPLETED
 
 
 async def _wait_until_final(
-    db: Database, watch: OrderWatch, order_id: uuid.UUID, seconds: float
+    db: Database, watcher: Watcher, order_id: uuid.UUID, seconds: float
 ) -> tuple[OrderPublic, bool]:
-    deadline = asyncio.get_running_loop().time() + seconds
-    with watch.watching(order_id) as watcher:
-        while True:
-            watcher.final.clear()
-            public, final = await _read_public(db, order_id)
-            remaining = deadline - asyncio.get_running_loop().time()
-            if final or remaining <= 0:
-                return public, final
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(watcher.final.wait(), remaining)
+    """Read the order whenever the watcher says it may be final, until it is or time is up.
+    The watcher is registered before the order is committed, so no change can slip by and
+    there is nothing to read before the first wake."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + seconds
+    while True:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(watcher.final.wait(), max(0.0, deadline - loop.time()))
+        watcher.final.clear()
+        public, final = await _read_public(db, order_id)
+        if final or loop.time() >= deadline:
+            return public, final
+
+
+async def _replay(db: Database, earlier: IdempotencyKey) -> JSONResponse:
+    """The answer the first request with this Idempotency-Key gave (or, if it died before
+    answering, the order as it is now)."""
+    assert earlier.order_id is not None
+    body, code = earlier.response_body, earlier.response_status
+    if body is None:
+        current, final = await _read_public(db, earlier.order_id)
+        body = current.model_dump(mode="json")
+        code = status.HTTP_201_CREATED if final else status.HTTP_202_ACCEPTED
+    return JSONResponse(
+        body,
+        status_code=code or status.HTTP_202_ACCEPTED,
+        headers={"Location": f"/api/orders/{earlier.order_id}", "Idempotent-Replayed": "true"},
+    )
 
 
 @router.post(
@@ -84,49 +108,40 @@ async def place_order(
     fingerprint = service.request_fingerprint(
         data.model_dump(mode="json"), secret=settings.identity_secret.get_secret_value()
     )
-    async with db.unit_of_work() as session:
-        if idempotency_key:
-            earlier = await service.claim_idempotency_key(
-                session,
-                customer_id=user.user_id,
-                key=idempotency_key,
-                fingerprint=fingerprint,
-                # No request runs longer than its longest wait; a minute more is generous.
-                abandoned_after=timedelta(seconds=settings.order_wait_max_seconds + 60),
-            )
-            if earlier is not None:
-                assert earlier.order_id is not None
-                body, code = earlier.response_body, earlier.response_status
-                if body is None:  # its request died before answering: the order as it is now
-                    current, final = await _read_public(db, earlier.order_id)
-                    body = current.model_dump(mode="json")
-                    code = status.HTTP_201_CREATED if final else status.HTTP_202_ACCEPTED
-                return JSONResponse(
-                    body,
-                    status_code=code or status.HTTP_202_ACCEPTED,
-                    headers={
-                        "Location": f"/api/orders/{earlier.order_id}",
-                        "Idempotent-Replayed": "true",
-                    },
+    wait = requested_wait(prefer)
+    with contextlib.ExitStack() as watching:
+        async with db.unit_of_work() as session:
+            if idempotency_key:
+                earlier = await service.claim_idempotency_key(
+                    session,
+                    customer_id=user.user_id,
+                    key=idempotency_key,
+                    fingerprint=fingerprint,
+                    # No request runs longer than its longest wait; a minute more is generous.
+                    abandoned_after=timedelta(seconds=settings.order_wait_max_seconds + 60),
                 )
-        order = await service.place_order(
-            session,
-            saga_run=_saga(request, session),
-            provider=request.app.state.card_provider,
-            customer=user,
-            data=data,
-        )
-        order_id, public, final = order.id, OrderPublic.of(order), False
-        if idempotency_key:
-            await service.link_idempotency_key(
-                session, customer_id=user.user_id, key=idempotency_key, order_id=order_id
+                if earlier is not None:
+                    return await _replay(db, earlier)
+            order = await service.place_order(
+                session,
+                saga_run=_saga(request, session),
+                provider=request.app.state.card_provider,
+                customer=user,
+                data=data,
             )
+            order_id, public, final = order.id, OrderPublic.of(order), False
+            if idempotency_key:
+                await service.link_idempotency_key(
+                    session, customer_id=user.user_id, key=idempotency_key, order_id=order_id
+                )
+            if wait is not None:  # watched before the commit: no change of it can slip by
+                watcher = watching.enter_context(request.app.state.watch.watching(order_id))
 
-    headers = {"Location": f"/api/orders/{order_id}"}
-    if prefer and (match := _PREFER_WAIT.search(prefer)):
-        seconds = min(float(match.group(1)), settings.order_wait_max_seconds)
-        public, final = await _wait_until_final(db, request.app.state.watch, order_id, seconds)
-        headers["Preference-Applied"] = f"wait={match.group(1)}"
+        headers = {"Location": f"/api/orders/{order_id}"}
+        if wait is not None:
+            seconds = min(float(wait), settings.order_wait_max_seconds)
+            public, final = await _wait_until_final(db, watcher, order_id, seconds)
+            headers["Preference-Applied"] = f"wait={wait}"
     code = status.HTTP_201_CREATED if final else status.HTTP_202_ACCEPTED
     body = public.model_dump(mode="json")
     if idempotency_key:
@@ -168,6 +183,7 @@ async def get_order_saga(order_id: uuid.UUID, session: SessionDep, user: Current
         status=order.status,
         saga_state=order.saga_state,
         cancel_reason=order.cancel_reason,
+        cancel_refusal=order.cancel_refusal,
         steps=[SagaStepPublic.model_validate(s, from_attributes=True) for s in steps],
     )
 

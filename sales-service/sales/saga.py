@@ -1,33 +1,34 @@
-"""The order saga, orchestrated here and carried by RabbitMQ.
+"""The order saga's state machine: what each answer does to an order, and what it sends next.
 
     reserve stock ─▶ authorize payment ─▶ schedule delivery ─▶ commit stock ─▶ confirmed
 
 An order tracks each resource the saga touches (stock, payment, delivery). When a step fails,
-the order times out, or the customer cancels, the saga compensates every resource it holds
-(release or return stock, refund, cancel the delivery) and the order becomes `cancelled` only
-once every compensation has been answered. Replies to commands still in flight are compensated
-when they arrive. Every command sent and every answer is written to `saga_steps`.
+a step times out, or the customer cancels, the saga compensates what the order holds, delivery
+first: only once delivery has confirmed that no parcel will leave are the stock given back and
+the payment refunded. If the parcel has left already, delivery refuses, the cancel is refused
+(the order says why) and nothing is undone. The order becomes `cancelled` once every
+compensation has been answered; answers to commands still in flight are compensated when they
+come. Every command sent and every answer is written to `saga_steps`. The messages are bound to
+these functions in `consumers.py`; deadlines are watched in `deadlines.py`.
 """
 
 import uuid
-from dataclasses import dataclass
-from datetime import timedelta
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
-from sqlalchemy import select, text, update
+from sqlalchemy import Table, bindparam, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import selectinload
 
 from bookstore_shared.columns import utcnow
-from bookstore_shared.consumer import HandlerContext, Handlers
 from bookstore_shared.messages import (
-    MESSAGE_TYPES,
     Address,
     AuthorizePayment,
     CancelDelivery,
     CommitStock,
     DeliveryCancelled,
+    DeliveryCancelRefused,
     DeliveryRejected,
     DeliveryScheduled,
     DeliveryStatusChanged,
@@ -54,6 +55,7 @@ from sales.models import (
     CancelReason,
     DeliveryState,
     Order,
+    OrderLine,
     OrderStatus,
     PaymentState,
     SagaState,
@@ -91,9 +93,141 @@ IN_FLIGHT = frozenset(
 )
 
 
+# Delivery's answer is awaited before stock and payment are undone.
+DELIVERY_UNSETTLED = frozenset({DeliveryState.REQUESTED, DeliveryState.CANCELLING})
+# Where a parcel can be, in the order it gets there: it only ever moves forward.
+DELIVERY_PROGRESS = (
+    DeliveryState.NONE,
+    DeliveryState.REQUESTED,
+    DeliveryState.SCHEDULED,
+    DeliveryState.DISPATCHED,
+    DeliveryState.IN_TRANSIT,
+    DeliveryState.DELIVERED,
+)
+LEFT = frozenset({DeliveryState.DISPATCHED, DeliveryState.IN_TRANSIT, DeliveryState.DELIVERED})
+
+
+ORDERS: Table = Order.__table__  # type: ignore[assignment]
+LINES: Table = OrderLine.__table__  # type: ignore[assignment]
+STEPS: Table = SagaStep.__table__  # type: ignore[assignment]
+# What a client sees of an order: a change to any of these wakes its waiters.
+_VISIBLE = ("status", "saga_state", "cancel_reason", "cancel_refusal", "total_cents")
+
+
+@dataclass
+class SagaLine:
+    id: uuid.UUID
+    book_id: uuid.UUID
+    quantity: int
+    title: str | None = None
+    unit_price_cents: int | None = None
+
+
+@dataclass
+class SagaOrder:
+    """An order's row as the saga reads and changes it: plain fields, written back by
+    `Saga.save` as one statement for what changed (no ORM unit of work on this path)."""
+
+    id: uuid.UUID
+    customer_id: uuid.UUID
+    status: OrderStatus
+    cancel_reason: CancelReason | None
+    cancel_details: dict[str, Any] | None
+    cancel_refusal: str | None
+    total_cents: int | None
+    shipping_address: dict[str, str | None]
+    card_last4: str | None
+    payment_token: str | None
+    saga_state: SagaState
+    stock_state: StockState
+    payment_state: PaymentState
+    delivery_state: DeliveryState
+    payment_id: uuid.UUID | None
+    delivery_id: uuid.UUID | None
+    created_at: datetime
+    updated_at: datetime
+    lines: list[SagaLine] = field(default_factory=list)
+    _stored: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    @classmethod
+    def new(
+        cls,
+        *,
+        customer_id: uuid.UUID,
+        shipping_address: dict[str, str | None],
+        card_last4: str,
+        payment_token: str,
+        lines: list[tuple[uuid.UUID, int]],
+    ) -> "SagaOrder":
+        now = utcnow()
+        return cls(
+            id=uuid.uuid4(),
+            customer_id=customer_id,
+            status=OrderStatus.PENDING,
+            cancel_reason=None,
+            cancel_details=None,
+            cancel_refusal=None,
+            total_cents=None,
+            shipping_address=shipping_address,
+            card_last4=card_last4,
+            payment_token=payment_token,
+            saga_state=SagaState.RUNNING,
+            stock_state=StockState.NONE,
+            payment_state=PaymentState.NONE,
+            delivery_state=DeliveryState.NONE,
+            payment_id=None,
+            delivery_id=None,
+            created_at=now,
+            updated_at=now,
+            lines=[SagaLine(uuid.uuid4(), book_id, quantity) for book_id, quantity in lines],
+        )
+
+    def columns(self) -> dict[str, Any]:
+        return {c.name: getattr(self, c.name) for c in ORDERS.columns}
+
+    def changes(self) -> dict[str, Any]:
+        return {k: v for k, v in self.columns().items() if self._stored.get(k, _UNSET) != v}
+
+
+_UNSET = object()
+
+
+async def lock_order(
+    session: AsyncSession, order_id: uuid.UUID, *, with_lines: bool = True
+) -> SagaOrder | None:
+    """The order, locked: answers about one order are applied one at a time."""
+    return await read_order(session, order_id, lock=True, with_lines=with_lines)
+
+
+async def read_order(
+    session: AsyncSession, order_id: uuid.UUID, *, lock: bool = False, with_lines: bool = True
+) -> SagaOrder | None:
+    query = select(ORDERS).where(ORDERS.c.id == order_id)
+    row = (await session.execute(query.with_for_update() if lock else query)).first()
+    if row is None:
+        return None
+    stored = dict(row._mapping)
+    order = SagaOrder(**stored, _stored=stored)
+    if with_lines:
+        lines = await session.execute(
+            select(
+                LINES.c.id,
+                LINES.c.book_id,
+                LINES.c.quantity,
+                LINES.c.title,
+                LINES.c.unit_price_cents,
+            )
+            .where(LINES.c.order_id == order_id)
+            .order_by(LINES.c.book_id)
+        )
+        order.lines = [SagaLine(*line) for line in lines]
+    return order
+
+
 @dataclass
 class Saga:
-    """One order's saga within one transaction."""
+    """One order's saga within one transaction: what it sends and what it answers are written
+    with the order's changes when it is saved."""
 
     session: AsyncSession
     outbox: Outbox
@@ -101,73 +235,145 @@ class Saga:
     causation_id: uuid.UUID | None = None
     reply: Message | None = None
     reply_message_id: uuid.UUID | None = None
+    _commands: list[Message] = field(default_factory=list)
+    _priced: bool = False
 
-    async def send(self, order: Order, command: Message) -> None:
-        envelope = await self.outbox.add(self.session, command, causation_id=self.causation_id)
-        name, kind = STEP_NAMES[type(command)]
-        self.session.add(
-            SagaStep(
-                order_id=order.id,
-                name=name,
-                kind=kind,
-                command_type=envelope.type,
-                command=envelope.payload,
-                command_message_id=envelope.message_id,
-                deadline_at=utcnow() + self.step_timeout,
-            )
-        )
-        log.info("saga_command_sent", order_id=str(order.id), command=envelope.type)
+    async def send(self, order: SagaOrder, command: Message) -> None:
+        self._commands.append(command)
+        log.info("saga_command_sent", order_id=str(order.id), command=command.type_name())
+
+    def priced(self) -> None:
+        """The order's lines got their titles and prices: they are written on save."""
+        self._priced = True
 
     async def answer(
-        self, order: Order, name: str, status: StepStatus, detail: dict[str, Any] | None = None
+        self, order: SagaOrder, name: str, status: StepStatus, detail: dict[str, Any] | None = None
     ) -> None:
         # Only a step still waiting is answered: a duplicate or late answer keeps the first.
         await self.session.execute(
-            update(SagaStep)
-            .where(
-                SagaStep.order_id == order.id,  # type: ignore[arg-type]
-                SagaStep.name == name,  # type: ignore[arg-type]
-                SagaStep.status == StepStatus.SENT,  # type: ignore[arg-type]
-            )
-            .values(
-                status=status,
-                reply_type=self.reply.type_name() if self.reply else None,
-                reply_message_id=self.reply_message_id,
-                detail=detail,
-                answered_at=utcnow(),
-            )
-            .execution_options(synchronize_session=False)
+            _ANSWER_STEP,
+            {
+                "order": order.id,
+                "step": name,
+                "new_status": status,
+                "new_reply_type": self.reply.type_name() if self.reply else None,
+                "new_reply_message_id": self.reply_message_id,
+                "new_detail": detail,
+                "new_answered_at": utcnow(),
+            },
         )
 
-    async def changed(self, order: Order) -> None:
-        """Wake anyone waiting on this order (Prefer: wait, the SSE stream), in any replica."""
+    async def save(self, order: SagaOrder) -> None:
+        """Write what changed: the order (inserted if new), its priced lines, the commands
+        (outbox) with their steps, and wake its waiters if a client would see the change."""
+        new = not order._stored
+        changes = order.changes()
+        if not new and not changes and not self._commands and not self._priced:
+            return
         order.updated_at = utcnow()
-        await self.session.execute(
-            text("SELECT pg_notify(:channel, :order_id)"),
-            {"channel": ORDER_CHANNEL, "order_id": f"{order.id}:{order.saga_state.value}"},
+        if new:
+            await self.session.execute(_INSERT_ORDER, order.columns())
+            await self.session.execute(
+                _INSERT_LINES,
+                [
+                    {
+                        "id": line.id,
+                        "order_id": order.id,
+                        "book_id": line.book_id,
+                        "quantity": line.quantity,
+                    }
+                    for line in order.lines
+                ],
+            )
+        else:
+            columns = order.columns()
+            await self.session.execute(
+                _UPDATE_ORDER,
+                {"order": order.id, **{f"new_{name}": columns[name] for name in _MUTABLE}},
+            )
+        if self._priced:
+            await self.session.execute(
+                _PRICE_LINES,
+                [
+                    {"line": line.id, "new_title": line.title, "new_price": line.unit_price_cents}
+                    for line in order.lines
+                ],
+            )
+        if self._commands:
+            await self._write_commands(order)
+        if new or any(name in changes for name in _VISIBLE):
+            payload = f"{order.id}:{order.saga_state.value}"
+            await self.session.execute(_NOTIFY, {"channel": ORDER_CHANNEL, "payload": payload})
+        order._stored = order.columns()
+        self._commands, self._priced = [], False
+
+    async def _write_commands(self, order: SagaOrder) -> None:
+        envelopes = await self.outbox.add_all(
+            self.session, self._commands, causation_id=self.causation_id
         )
+        deadline = utcnow() + self.step_timeout
+        steps = []
+        for envelope, command in zip(envelopes, self._commands, strict=True):
+            name, kind = STEP_NAMES[type(command)]
+            steps.append(
+                {
+                    "id": uuid.uuid4(),
+                    "order_id": order.id,
+                    "name": name,
+                    "kind": kind,
+                    "status": StepStatus.SENT,
+                    "command_type": envelope.type,
+                    "command": envelope.payload,
+                    "command_message_id": envelope.message_id,
+                    "attempts": 1,
+                    "sent_at": envelope.occurred_at,
+                    "deadline_at": deadline,
+                }
+            )
+        await self.session.execute(_INSERT_STEPS, steps)
 
 
-async def lock_order(
-    session: AsyncSession, order_id: uuid.UUID, *, with_lines: bool = True
-) -> Order | None:
-    """The order, locked: answers about one order are applied one at a time."""
-    query = select(Order).where(Order.id == order_id).with_for_update()  # type: ignore[arg-type]
-    if with_lines:
-        query = query.options(selectinload(Order.lines))  # type: ignore[arg-type]
-    order: Order | None = await session.scalar(query)
-    return order
+# The statements of the saga's path, built once: only their parameters change.
+_MUTABLE = [c.name for c in ORDERS.columns if c.name not in ("id", "customer_id", "created_at")]
+_UPDATE_ORDER = (
+    update(ORDERS)
+    .where(ORDERS.c.id == bindparam("order"))
+    .values({name: bindparam(f"new_{name}") for name in _MUTABLE})
+)
+_INSERT_ORDER = insert(ORDERS)
+_INSERT_LINES = insert(LINES)
+_PRICE_LINES = (
+    update(LINES)
+    .where(LINES.c.id == bindparam("line"))
+    .values(title=bindparam("new_title"), unit_price_cents=bindparam("new_price"))
+)
+_INSERT_STEPS = insert(STEPS)
+_ANSWER_STEP = (
+    update(STEPS)
+    .where(
+        STEPS.c.order_id == bindparam("order"),
+        STEPS.c.name == bindparam("step"),
+        STEPS.c.status == StepStatus.SENT,
+    )
+    .values(
+        status=bindparam("new_status"),
+        reply_type=bindparam("new_reply_type"),
+        reply_message_id=bindparam("new_reply_message_id"),
+        detail=bindparam("new_detail"),
+        answered_at=bindparam("new_answered_at"),
+    )
+)
+_NOTIFY = text("SELECT pg_notify(:channel, :payload)")
 
 
-async def start(saga: Saga, order: Order) -> None:
+async def start(saga: Saga, order: SagaOrder) -> None:
     order.stock_state = StockState.REQUESTED
     lines = [Line(book_id=line.book_id, quantity=line.quantity) for line in order.lines]
     await saga.send(order, ReserveStock(order_id=order.id, lines=lines))
-    await saga.changed(order)
 
 
 async def fail(
-    saga: Saga, order: Order, reason: CancelReason, details: dict[str, Any] | None = None
+    saga: Saga, order: SagaOrder, reason: CancelReason, details: dict[str, Any] | None = None
 ) -> None:
     """Stop going forward: compensate everything held, then the order is cancelled."""
     if order.status == OrderStatus.CANCELLED:
@@ -180,7 +386,20 @@ async def fail(
     await compensate(saga, order)
 
 
-async def compensate(saga: Saga, order: Order) -> None:
+async def compensate(saga: Saga, order: SagaOrder) -> None:
+    """Undo what the order holds, delivery first: stock and payment wait for its answer."""
+    if order.delivery_state == DeliveryState.SCHEDULED:
+        order.delivery_state = DeliveryState.CANCELLING
+        await saga.send(
+            order,
+            CancelDelivery(
+                order_id=order.id,
+                customer_id=order.customer_id,
+                address=Address.model_validate(order.shipping_address),
+            ),
+        )
+    if order.delivery_state in DELIVERY_UNSETTLED:
+        return
     if order.stock_state == StockState.HELD:
         order.stock_state = StockState.RELEASING
         await saga.send(order, ReleaseStock(order_id=order.id))
@@ -190,13 +409,10 @@ async def compensate(saga: Saga, order: Order) -> None:
     if order.payment_state == PaymentState.AUTHORIZED:
         order.payment_state = PaymentState.REFUNDING
         await saga.send(order, RefundPayment(order_id=order.id))
-    if order.delivery_state == DeliveryState.SCHEDULED:
-        order.delivery_state = DeliveryState.CANCELLING
-        await saga.send(order, CancelDelivery(order_id=order.id))
     finish_if_compensated(order)
 
 
-def finish_if_compensated(order: Order) -> None:
+def finish_if_compensated(order: SagaOrder) -> None:
     if order.saga_state != SagaState.COMPENSATING:
         return
     if {order.stock_state, order.payment_state, order.delivery_state} & IN_FLIGHT:
@@ -206,14 +422,24 @@ def finish_if_compensated(order: Order) -> None:
     log.info("order_cancelled", order_id=str(order.id), reason=str(order.cancel_reason))
 
 
-def _going_forward(order: Order) -> bool:
+def _going_forward(order: SagaOrder) -> bool:
     return order.saga_state == SagaState.RUNNING
+
+
+def _follow_delivery(order: SagaOrder) -> None:
+    """A confirmed order's status follows its parcel."""
+    if order.status not in (OrderStatus.CONFIRMED, OrderStatus.SHIPPED):
+        return
+    if order.delivery_state == DeliveryState.DELIVERED:
+        order.status = OrderStatus.DELIVERED
+    elif order.delivery_state in LEFT:
+        order.status = OrderStatus.SHIPPED
 
 
 # --- Answers from inventory ---------------------------------------------------------------
 
 
-async def on_stock_reserved(saga: Saga, order: Order, message: StockReserved) -> None:
+async def on_stock_reserved(saga: Saga, order: SagaOrder, message: StockReserved) -> None:
     await saga.answer(order, "reserve_stock", StepStatus.SUCCEEDED)
     if order.stock_state != StockState.REQUESTED:
         return
@@ -222,6 +448,7 @@ async def on_stock_reserved(saga: Saga, order: Order, message: StockReserved) ->
     for line in order.lines:
         line.title = priced[line.book_id].title
         line.unit_price_cents = priced[line.book_id].unit_price_cents
+    saga.priced()
     order.total_cents = sum((line.unit_price_cents or 0) * line.quantity for line in order.lines)
     if not _going_forward(order):
         await compensate(saga, order)
@@ -236,7 +463,7 @@ async def on_stock_reserved(saga: Saga, order: Order, message: StockReserved) ->
     )
 
 
-async def on_stock_rejected(saga: Saga, order: Order, message: StockRejected) -> None:
+async def on_stock_rejected(saga: Saga, order: SagaOrder, message: StockRejected) -> None:
     short = [line.model_dump(mode="json") for line in message.short]
     await saga.answer(order, "reserve_stock", StepStatus.FAILED, {"short": short})
     if order.stock_state != StockState.REQUESTED:
@@ -245,7 +472,7 @@ async def on_stock_rejected(saga: Saga, order: Order, message: StockRejected) ->
     await fail(saga, order, CancelReason.OUT_OF_STOCK, {"short": short})
 
 
-async def on_stock_committed(saga: Saga, order: Order, message: StockCommitted) -> None:
+async def on_stock_committed(saga: Saga, order: SagaOrder, message: StockCommitted) -> None:
     await saga.answer(order, "commit_stock", StepStatus.SUCCEEDED)
     if order.stock_state != StockState.COMMITTING:
         return
@@ -255,10 +482,13 @@ async def on_stock_committed(saga: Saga, order: Order, message: StockCommitted) 
         return
     order.status = OrderStatus.CONFIRMED
     order.saga_state = SagaState.COMPLETED
+    _follow_delivery(order)  # the parcel may have left while the sale was being recorded
     log.info("order_confirmed", order_id=str(order.id))
 
 
-async def on_stock_commit_rejected(saga: Saga, order: Order, message: StockCommitRejected) -> None:
+async def on_stock_commit_rejected(
+    saga: Saga, order: SagaOrder, message: StockCommitRejected
+) -> None:
     await saga.answer(order, "commit_stock", StepStatus.FAILED, {"reason": message.reason})
     if order.stock_state != StockState.COMMITTING:
         return
@@ -266,7 +496,7 @@ async def on_stock_commit_rejected(saga: Saga, order: Order, message: StockCommi
     await fail(saga, order, CancelReason.EXPIRED, {"reason": message.reason})
 
 
-async def on_reservation_expired(saga: Saga, order: Order, message: ReservationExpired) -> None:
+async def on_reservation_expired(saga: Saga, order: SagaOrder, message: ReservationExpired) -> None:
     if order.stock_state in (StockState.REQUESTED, StockState.HELD, StockState.COMMITTING):
         order.stock_state = StockState.RELEASED
         await fail(saga, order, CancelReason.EXPIRED, {"reason": "the stock reservation expired"})
@@ -275,14 +505,14 @@ async def on_reservation_expired(saga: Saga, order: Order, message: ReservationE
         finish_if_compensated(order)
 
 
-async def on_stock_released(saga: Saga, order: Order, message: StockReleased) -> None:
+async def on_stock_released(saga: Saga, order: SagaOrder, message: StockReleased) -> None:
     await saga.answer(order, "release_stock", StepStatus.SUCCEEDED)
     if order.stock_state == StockState.RELEASING:
         order.stock_state = StockState.RELEASED
         finish_if_compensated(order)
 
 
-async def on_stock_returned(saga: Saga, order: Order, message: StockReturned) -> None:
+async def on_stock_returned(saga: Saga, order: SagaOrder, message: StockReturned) -> None:
     await saga.answer(order, "return_stock", StepStatus.SUCCEEDED)
     if order.stock_state == StockState.RETURNING:
         order.stock_state = StockState.RETURNED
@@ -292,7 +522,7 @@ async def on_stock_returned(saga: Saga, order: Order, message: StockReturned) ->
 # --- Answers from payment -----------------------------------------------------------------
 
 
-async def on_payment_authorized(saga: Saga, order: Order, message: PaymentAuthorized) -> None:
+async def on_payment_authorized(saga: Saga, order: SagaOrder, message: PaymentAuthorized) -> None:
     await saga.answer(
         order, "authorize_payment", StepStatus.SUCCEEDED, {"amount_cents": message.amount_cents}
     )
@@ -314,7 +544,7 @@ async def on_payment_authorized(saga: Saga, order: Order, message: PaymentAuthor
     )
 
 
-async def on_payment_declined(saga: Saga, order: Order, message: PaymentDeclined) -> None:
+async def on_payment_declined(saga: Saga, order: SagaOrder, message: PaymentDeclined) -> None:
     await saga.answer(order, "authorize_payment", StepStatus.FAILED, {"reason": message.reason})
     if order.payment_state != PaymentState.REQUESTED:
         return
@@ -322,7 +552,7 @@ async def on_payment_declined(saga: Saga, order: Order, message: PaymentDeclined
     await fail(saga, order, CancelReason(message.reason))
 
 
-async def on_payment_refunded(saga: Saga, order: Order, message: PaymentRefunded) -> None:
+async def on_payment_refunded(saga: Saga, order: SagaOrder, message: PaymentRefunded) -> None:
     await saga.answer(
         order, "refund_payment", StepStatus.SUCCEEDED, {"refunded_cents": message.refunded_cents}
     )
@@ -334,7 +564,7 @@ async def on_payment_refunded(saga: Saga, order: Order, message: PaymentRefunded
 # --- Answers and events from delivery -----------------------------------------------------
 
 
-async def on_delivery_scheduled(saga: Saga, order: Order, message: DeliveryScheduled) -> None:
+async def on_delivery_scheduled(saga: Saga, order: SagaOrder, message: DeliveryScheduled) -> None:
     await saga.answer(
         order, "schedule_delivery", StepStatus.SUCCEEDED, {"delivery_id": str(message.delivery_id)}
     )
@@ -349,7 +579,7 @@ async def on_delivery_scheduled(saga: Saga, order: Order, message: DeliverySched
     await saga.send(order, CommitStock(order_id=order.id))
 
 
-async def on_delivery_rejected(saga: Saga, order: Order, message: DeliveryRejected) -> None:
+async def on_delivery_rejected(saga: Saga, order: SagaOrder, message: DeliveryRejected) -> None:
     await saga.answer(order, "schedule_delivery", StepStatus.FAILED, {"reason": message.reason})
     if order.delivery_state != DeliveryState.REQUESTED:
         return
@@ -357,121 +587,63 @@ async def on_delivery_rejected(saga: Saga, order: Order, message: DeliveryReject
     await fail(saga, order, CancelReason.DELIVERY_UNAVAILABLE, {"reason": message.reason})
 
 
-async def on_delivery_cancelled(saga: Saga, order: Order, message: DeliveryCancelled) -> None:
+async def on_delivery_cancelled(saga: Saga, order: SagaOrder, message: DeliveryCancelled) -> None:
     await saga.answer(order, "cancel_delivery", StepStatus.SUCCEEDED)
     if order.delivery_state == DeliveryState.CANCELLING:
         order.delivery_state = DeliveryState.CANCELLED
-        finish_if_compensated(order)
+        await compensate(saga, order)  # no parcel will leave: now stock and payment
+
+
+async def on_delivery_cancel_refused(
+    saga: Saga, order: SagaOrder, message: DeliveryCancelRefused
+) -> None:
+    await saga.answer(
+        order,
+        "cancel_delivery",
+        StepStatus.FAILED,
+        {"reason": "the parcel had left", "delivery_status": message.status},
+    )
+    if order.delivery_state == DeliveryState.CANCELLING:
+        _cancel_refused(order, DeliveryState(message.status))
+
+
+def _cancel_refused(order: SagaOrder, parcel: DeliveryState) -> None:
+    """The parcel left before the cancel reached delivery: the order stands, nothing undone."""
+    order.delivery_state = parcel
+    order.cancel_refusal = (
+        f"the parcel was {parcel.value.replace('_', ' ')} before the cancel reached delivery"
+    )
+    log.info("order_cancel_refused", order_id=str(order.id), reason=order.cancel_refusal)
+    order.cancel_reason, order.cancel_details = None, None
+    if order.stock_state == StockState.COMMITTING:
+        order.saga_state = SagaState.RUNNING  # StockCommitted confirms it
+        return
+    if order.stock_state != StockState.COMMITTED:
+        # Its reservation ran out while the parcel was on its way: the copy has left, but the
+        # shelf count still has it. Staff must correct the stock by hand.
+        log.error("order_shipped_without_its_stock", order_id=str(order.id))
+        order.cancel_details = {"warning": "shipped after its stock reservation had expired"}
+    order.saga_state = SagaState.COMPLETED
+    order.status = OrderStatus.CONFIRMED
+    _follow_delivery(order)
 
 
 async def on_delivery_status_changed(
-    saga: Saga, order: Order, message: DeliveryStatusChanged
+    saga: Saga, order: SagaOrder, message: DeliveryStatusChanged
 ) -> None:
-    if message.status == "failed":
+    parcel = DeliveryState(message.status)
+    if parcel == DeliveryState.FAILED:
+        if order.delivery_state in (DeliveryState.CANCELLED, DeliveryState.FAILED):
+            return
         order.delivery_state = DeliveryState.FAILED
         await fail(saga, order, CancelReason.DELIVERY_FAILED)
         return
-    order.delivery_state = DeliveryState(message.status)
-    if message.status == "dispatched" and order.status == OrderStatus.CONFIRMED:
-        order.status = OrderStatus.SHIPPED
-    elif message.status == "delivered" and order.status in (
-        OrderStatus.CONFIRMED,
-        OrderStatus.SHIPPED,
-    ):
-        order.status = OrderStatus.DELIVERED
-
-
-REPLY_HANDLERS = {
-    StockReserved: on_stock_reserved,
-    StockRejected: on_stock_rejected,
-    StockCommitted: on_stock_committed,
-    StockCommitRejected: on_stock_commit_rejected,
-    ReservationExpired: on_reservation_expired,
-    StockReleased: on_stock_released,
-    StockReturned: on_stock_returned,
-    PaymentAuthorized: on_payment_authorized,
-    PaymentDeclined: on_payment_declined,
-    PaymentRefunded: on_payment_refunded,
-    DeliveryScheduled: on_delivery_scheduled,
-    DeliveryRejected: on_delivery_rejected,
-    DeliveryCancelled: on_delivery_cancelled,
-    DeliveryStatusChanged: on_delivery_status_changed,
-}
-
-
-def handlers(*, outbox: Outbox, step_timeout: timedelta) -> Handlers:
-    def bind(on_reply: Any) -> Any:
-        async def handle(ctx: HandlerContext, message: Message) -> None:
-            order = await lock_order(
-                ctx.session, message.order_id, with_lines=on_reply is on_stock_reserved
-            )
-            if order is None:
-                log.warning("saga_reply_for_unknown_order", order_id=str(message.order_id))
-                return
-            saga = Saga(
-                ctx.session,
-                outbox,
-                step_timeout,
-                causation_id=ctx.envelope.message_id,
-                reply=message,
-                reply_message_id=ctx.envelope.message_id,
-            )
-            await on_reply(saga, order, message)
-            await saga.changed(order)
-
-        return handle
-
-    return {message_type: bind(on_reply) for message_type, on_reply in REPLY_HANDLERS.items()}
-
-
-# --- Deadlines ----------------------------------------------------------------------------
-
-# When an action never gets an answer, assume the worst of it, so compensation undoes it.
-_ASSUME_DONE = {
-    "reserve_stock": ("stock_state", StockState.HELD),
-    "authorize_payment": ("payment_state", PaymentState.AUTHORIZED),
-    "schedule_delivery": ("delivery_state", DeliveryState.SCHEDULED),
-    "commit_stock": ("stock_state", StockState.COMMITTED),
-}
-
-
-async def handle_overdue_steps(
-    session: AsyncSession,
-    *,
-    outbox: Outbox,
-    step_timeout: timedelta,
-    max_attempts: int,
-    limit: int = 50,
-) -> int:
-    """Resend commands nobody answered in time; after `max_attempts`, compensate instead."""
-    overdue = (
-        await session.execute(
-            select(SagaStep.id, SagaStep.order_id)
-            .where(SagaStep.status == StepStatus.SENT, SagaStep.deadline_at < utcnow())  # type: ignore[arg-type]
-            .order_by(SagaStep.deadline_at)
-            .limit(limit)
-        )
-    ).all()
-    for step_id, order_id in overdue:
-        order = await lock_order(session, order_id)  # the order first, as every handler does
-        step = await session.get(SagaStep, step_id, with_for_update=True)
-        if order is None or step is None or step.status != StepStatus.SENT:
-            continue
-        saga = Saga(session, outbox, step_timeout)
-        if step.kind == StepKind.COMPENSATION or step.attempts < max_attempts:
-            command = MESSAGE_TYPES[step.command_type].model_validate(step.command)
-            envelope = await outbox.add(session, command)
-            step.command_message_id = envelope.message_id
-            step.attempts += 1
-            step.deadline_at = utcnow() + step_timeout * step.attempts
-            log.warning(
-                "saga_step_resent", order_id=str(order_id), step=step.name, attempts=step.attempts
-            )
-            continue
-        step.status, step.answered_at = StepStatus.TIMED_OUT, utcnow()
-        field, assumed = _ASSUME_DONE[step.name]
-        setattr(order, field, assumed)
-        log.warning("saga_step_timed_out", order_id=str(order_id), step=step.name)
-        await fail(saga, order, CancelReason.EXPIRED, {"reason": f"{step.name} got no answer"})
-        await saga.changed(order)
-    return len(overdue)
+    if order.delivery_state == DeliveryState.CANCELLING:
+        _cancel_refused(order, parcel)  # it left before our cancel: delivery will refuse it
+        return
+    if order.delivery_state not in DELIVERY_PROGRESS or DELIVERY_PROGRESS.index(
+        parcel
+    ) <= DELIVERY_PROGRESS.index(order.delivery_state):
+        return  # late, repeated, or about a delivery that is over
+    order.delivery_state = parcel
+    _follow_delivery(order)

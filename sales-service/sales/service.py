@@ -29,7 +29,6 @@ from sales.models import (
     DeliveryState,
     IdempotencyKey,
     Order,
-    OrderLine,
     OrderStatus,
     SagaState,
     SagaStep,
@@ -44,11 +43,17 @@ class OrderItem(BaseModel):
     quantity: int = Field(ge=1, le=100)
 
 
+class ShippingAddress(Address):
+    """The address as a client sends it: unknown fields are refused, not ignored."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
 class OrderCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     items: list[OrderItem] = Field(min_length=1, max_length=50)
-    shipping_address: Address
+    shipping_address: ShippingAddress
     payment: CardDetails
 
 
@@ -91,25 +96,24 @@ async def place_order(
     provider: CardProvider,
     customer: Principal,
     data: OrderCreate,
-) -> Order:
+) -> saga.SagaOrder:
     """Create the order (pending) and start its saga; the card is exchanged for a token."""
     assert customer.user_id is not None
-    order = Order(
+    order = saga.SagaOrder.new(
         customer_id=customer.user_id,
         shipping_address=data.shipping_address.model_dump(mode="json"),
         card_last4=data.payment.last4,
         payment_token=provider.tokenize(data.payment),
+        lines=[(item.book_id, item.quantity) for item in data.items],
     )
-    order.lines = [OrderLine(book_id=i.book_id, quantity=i.quantity) for i in data.items]
-    session.add(order)
-    await session.flush()
     await saga.start(saga_run, order)
+    await saga_run.save(order)
     return order
 
 
 async def cancel_order(
     session: AsyncSession, *, saga_run: saga.Saga, order_id: uuid.UUID, principal: Principal
-) -> Order:
+) -> saga.SagaOrder:
     order = await saga.lock_order(session, order_id)
     if order is None or not principal.can_see(order.customer_id):
         raise OrderNotFound(f"No order with id {order_id}.")
@@ -122,7 +126,7 @@ async def cancel_order(
     if order.status == OrderStatus.CANCELLED or order.saga_state == SagaState.COMPENSATING:
         return order  # cancelled, or being cancelled, already
     await saga.fail(saga_run, order, CancelReason.CUSTOMER_CANCELLED)
-    await saga_run.changed(order)
+    await saga_run.save(order)
     return order
 
 
@@ -196,12 +200,3 @@ async def record_idempotent_response(
     record = await session.get(IdempotencyKey, (customer_id, key))
     assert record is not None
     record.order_id, record.response_status, record.response_body = order_id, status, body
-
-
-async def read_order(session: AsyncSession, *, order_id: uuid.UUID) -> Order | None:
-    order: Order | None = await session.scalar(
-        select(Order)
-        .where(Order.id == order_id)  # type: ignore[arg-type]
-        .options(selectinload(Order.lines))  # type: ignore[arg-type]
-    )
-    return order

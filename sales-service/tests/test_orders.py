@@ -95,3 +95,29 @@ async def test_list_orders_without_assertion_is_unauthorized(client: httpx.Async
     assert (
         await client.get("/orders", headers={"X-User-Id": str(uuid.uuid4())})
     ).status_code == 401
+
+
+async def test_place_order_with_an_unknown_address_field_is_refused(
+    client: httpx.AsyncClient, identity_secret: str
+) -> None:
+    body = {
+        "items": [{"book_id": str(uuid.uuid4()), "quantity": 1}],
+        "shipping_address": {
+            "name": "Ann Reader",
+            "line1": "1 High Street",
+            "city": "Bath",
+            "postal_code": "BA1 1AA",
+            "country": "GB",
+            "deliver_free": True,
+        },
+        "payment": {
+            "card_number": "4242424242424242",
+            "exp_month": 12,
+            "exp_year": 2030,
+            "cvc": "123",
+        },
+    }
+    customer = assertion_headers(identity_secret, user_id=uuid.uuid4(), roles=["customer"])
+    reply = await client.post("/orders", json=body, headers=customer)
+    assert reply.status_code == 422
+    assert reply.json()["errors"][0]["loc"][-1] == "deliver_free"

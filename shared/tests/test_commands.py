@@ -1,6 +1,7 @@
 """What a person sees when Postgres or RabbitMQ is missing: one line, the URL, no traceback."""
 
 import os
+import socket
 import subprocess
 import sys
 
@@ -42,3 +43,16 @@ def test_stack_without_rabbitmq_says_so_in_one_line() -> None:
         "error: RabbitMQ is not answering at amqp://guest:***@127.0.0.1"
     )
     assert "Traceback" not in result.stdout + result.stderr
+
+
+def test_stack_with_its_port_taken_says_so_in_one_line() -> None:
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", 0))
+        squatter.listen()
+        port = squatter.getsockname()[1]
+        ports = {f"{app}_PORT": str(free_port()) for app in ("INVENTORY", "SALES", "DELIVERY")}
+        result = _run("-m", "bookstore_shared.stack", env={**ports, "GATEWAY_PORT": str(port)})
+    assert result.returncode == 1
+    error_lines = [line for line in result.stderr.strip().splitlines() if line]
+    assert error_lines == [error_lines[0]], result.stderr
+    assert error_lines[0].startswith(f"error: port in use: gateway:{port}")

@@ -3,8 +3,8 @@ from collections.abc import Awaitable, Callable
 import httpx
 import pytest
 
-from bookstore_testing.plugin import DEMO_PASSWORD
 from bookstore_testing.shop import Shop
+from bookstore_testing.stacks import DEMO_PASSWORD
 
 SignIn = Callable[[str, str], Awaitable[dict[str, str]]]
 

@@ -81,3 +81,14 @@ def test_dockerfile_is_multi_stage_non_root_and_picks_the_app() -> None:
     assert re.search(r"^USER (?!root)\w+", dockerfile, re.MULTILINE)
     assert "--no-dev" in dockerfile
     assert "--package" in dockerfile
+
+
+def test_compose_starts_every_long_running_service_again_after_a_crash(
+    compose: dict[str, Any],
+) -> None:
+    long_running = {
+        name: service
+        for name, service in compose["services"].items()
+        if not name.endswith("-migrate") and "demo" not in service.get("profiles", [])
+    }
+    assert {n for n, s in long_running.items() if s.get("restart") != "unless-stopped"} == set()

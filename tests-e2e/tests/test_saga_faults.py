@@ -5,15 +5,18 @@ import asyncio
 import subprocess
 import uuid
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
 
 import aio_pika
 import pytest
 
 from bookstore_shared.messages import AuthorizePayment, Envelope, Line, ReserveStock
-from bookstore_shared.messaging import Broker
+from bookstore_shared.messaging import INVENTORY_COMMANDS, Broker
 from bookstore_shared.stack import LocalStack
 from bookstore_testing.infra import Infra
 from bookstore_testing.shop import Shop, eventually
+from bookstore_testing.wiretap import Wiretap
 
 pytestmark = pytest.mark.e2e
 
@@ -110,45 +113,11 @@ async def test_poison_message_is_dead_lettered_and_good_ones_keep_flowing(
     assert order["status"] == "confirmed"
 
 
-async def _capture(
-    broker: Broker, *message_types: str
-) -> tuple[aio_pika.abc.AbstractChannel, aio_pika.abc.AbstractQueue]:
-    """A private queue that also receives every message of these types."""
-    channel = await broker.connection.channel()
-    queue = await channel.declare_queue(exclusive=True, auto_delete=True)
-    exchange = await channel.get_exchange(broker.exchange_name)
-    for message_type in message_types:
-        await queue.bind(exchange, routing_key=message_type)
-    return channel, queue
-
-
-async def _received(
-    queue: aio_pika.abc.AbstractQueue, order_id: uuid.UUID, *, quiet_for: float
-) -> list[str]:
-    """Types of the messages about `order_id` that arrive until none has come for `quiet_for` s."""
-    seen: list[str] = []
-    loop = asyncio.get_running_loop()
-    last = loop.time()
-    while loop.time() - last < quiet_for:
-        message = await queue.get(fail=False)
-        if message is None:
-            await asyncio.sleep(0.05)
-            continue
-        await message.ack()
-        if message.correlation_id == str(order_id):
-            seen.append(message.type or "")
-            last = loop.time()
-    return seen
-
-
 async def test_same_command_delivered_three_times_is_applied_once(
     shop: Shop, e2e_broker: Broker
 ) -> None:
     book = await shop.new_book(stock=10)
     order_id = uuid.uuid4()
-    channel, replies = await _capture(
-        e2e_broker, "StockReserved", "StockRejected", "PaymentAuthorized", "PaymentDeclined"
-    )
     lines = [Line(book_id=uuid.UUID(book), quantity=4)]
     reserve = Envelope.wrap(ReserveStock(order_id=order_id, lines=lines))
     pay = Envelope.wrap(
@@ -156,41 +125,71 @@ async def test_same_command_delivered_three_times_is_applied_once(
             order_id=order_id, amount_cents=500, payment_token=f"fake_approved_{uuid.uuid4().hex}"
         )
     )
-    try:
+    async with Wiretap(
+        e2e_broker, "StockReserved", "StockRejected", "PaymentAuthorized", "PaymentDeclined"
+    ) as replies:
         for envelope in (reserve, pay):
             for _ in range(3):
                 await e2e_broker.publish(envelope)
-        seen = await _received(replies, order_id, quiet_for=3)
+        seen = await replies.types_heard(order_id, quiet_for=3)
         assert sorted(seen) == ["PaymentAuthorized", "StockReserved"]
         assert await shop.counts(book) == (6, 4, 0)
         # A retried command (a new message about the same order) is answered the same way
         # without setting more stock aside.
         await e2e_broker.publish(Envelope.wrap(ReserveStock(order_id=order_id, lines=lines)))
-        assert await _received(replies, order_id, quiet_for=2) == ["StockReserved"]
+        assert await replies.types_heard(order_id, quiet_for=2) == ["StockReserved"]
         assert await shop.counts(book) == (6, 4, 0)
-    finally:
-        await channel.close()
+
+
+@dataclass(frozen=True)
+class Gate:
+    """A file that a held consumer waits for (`BOOKSTORE_FAULTS=hold:<type>:<path>`)."""
+
+    path: Path
+
+    async def open(self) -> None:
+        await asyncio.to_thread(self.path.touch)
 
 
 @pytest.fixture
-async def slow_payment_short_lease(stack: LocalStack) -> AsyncIterator[None]:
-    """Payments take 3 s and reservations last 1 s, so the lease runs out mid-saga."""
-    await asyncio.to_thread(stack.restart, "inventory", {"RESERVATION_LEASE_SECONDS": "1"})
+async def payment_gate(stack: LocalStack, tmp_path: Path) -> AsyncIterator[Gate]:
+    """Payments wait until the gate opens: the test says when they go on."""
+    gate = Gate(tmp_path / "let-payments-through")
     await asyncio.to_thread(
-        stack.restart, "sales", {"BOOKSTORE_FAULTS": "delay:AuthorizePayment:3"}
+        stack.restart, "sales", {"BOOKSTORE_FAULTS": f"hold:AuthorizePayment:{gate.path}"}
     )
+    try:
+        yield gate
+    finally:
+        await gate.open()
+        await asyncio.to_thread(stack.restart, "sales")
+
+
+@pytest.fixture
+async def short_lease(stack: LocalStack) -> AsyncIterator[None]:
+    """Reservations last one second."""
+    await asyncio.to_thread(stack.restart, "inventory", {"RESERVATION_LEASE_SECONDS": "1"})
     try:
         yield
     finally:
         await asyncio.to_thread(stack.restart, "inventory")
-        await asyncio.to_thread(stack.restart, "sales")
 
 
-@pytest.mark.usefixtures("slow_payment_short_lease")
-async def test_reservation_expiry_releases_stock_and_refunds_a_late_payment(shop: Shop) -> None:
+@pytest.mark.usefixtures("short_lease")
+async def test_reservation_expiry_releases_stock_and_refunds_a_late_payment(
+    shop: Shop, payment_gate: Gate
+) -> None:
     book = await shop.new_book(stock=2)
     customer = await shop.new_customer()
     order = (await shop.place_order(customer, [(book, 2)], wait=None)).json()
+
+    async def expired() -> bool:
+        saga = await shop.saga(order["id"], customer)
+        return saga["saga_state"] == "compensating" and saga["cancel_reason"] == "expired"
+
+    await eventually(expired, within=30, what="the reservation to expire")
+    assert await shop.counts(book) == (2, 0, 0)  # released, while the payment is held
+    await payment_gate.open()  # the payment is authorised only now, after the lease ran out
     final = await shop.wait_final(order["id"], customer, within=30)
     assert (final["status"], final["cancel_reason"]) == ("cancelled", "expired")
     assert await shop.counts(book) == (2, 0, 0)
@@ -200,12 +199,13 @@ async def test_reservation_expiry_releases_stock_and_refunds_a_late_payment(shop
     assert "commit_stock" not in {s["name"] for s in saga["steps"]}
 
 
-@pytest.mark.usefixtures("slow_payment_short_lease")
-async def test_idempotency_key_reused_while_first_request_runs_is_a_conflict(shop: Shop) -> None:
+async def test_idempotency_key_reused_while_first_request_runs_is_a_conflict(
+    shop: Shop, payment_gate: Gate
+) -> None:
     book = await shop.new_book(stock=5)
     customer = await shop.new_customer()
     key = uuid.uuid4().hex
-    first = asyncio.create_task(shop.place_order(customer, [(book, 1)], key=key, wait=10))
+    first = asyncio.create_task(shop.place_order(customer, [(book, 1)], key=key, wait=20))
 
     async def in_flight() -> bool:
         return (await shop.gateway.get("/api/orders", headers=customer)).json()["count"] == 1
@@ -214,13 +214,16 @@ async def test_idempotency_key_reused_while_first_request_runs_is_a_conflict(sho
     second = await shop.place_order(customer, [(book, 1)], key=key, wait=None)
     assert second.status_code == 409
     assert second.json()["code"] == "idempotency_key_in_flight"
+    await payment_gate.open()
     assert (await first).status_code == 201
 
 
 async def test_step_without_answer_is_resent_then_compensated(
     shop: Shop, stack: LocalStack
 ) -> None:
-    fast_deadlines = {"SAGA_STEP_TIMEOUT_SECONDS": "1", "SAGA_STEP_MAX_ATTEMPTS": "2"}
+    # Delivery is down, so schedule_delivery never gets an answer; the other steps do, well
+    # within the deadline even on a busy machine.
+    fast_deadlines = {"SAGA_STEP_TIMEOUT_SECONDS": "2", "SAGA_STEP_MAX_ATTEMPTS": "2"}
     await asyncio.to_thread(stack.restart, "sales", fast_deadlines)
     await asyncio.to_thread(stack.stop_app, "delivery")
     try:
@@ -228,12 +231,9 @@ async def test_step_without_answer_is_resent_then_compensated(
         customer = await shop.new_customer()
         order = (await shop.place_order(customer, [(book, 1)], wait=None)).json()
 
-        async def timed_out() -> dict[str, object] | None:
-            saga = await shop.saga(order["id"], customer)
-            step = next((s for s in saga["steps"] if s["name"] == "schedule_delivery"), None)
-            return step if step and step["status"] == "timed_out" else None
-
-        step = await eventually(timed_out, within=20, what="schedule_delivery to time out")
+        step = await shop.step_reaching(
+            order["id"], customer, "schedule_delivery", "timed_out", within=20
+        )
         assert step["attempts"] == 2
     finally:
         # Delivery comes back: the queued commands and the compensation are worked off.
@@ -249,3 +249,34 @@ async def test_step_without_answer_is_resent_then_compensated(
         ("refund_payment", "succeeded"),
         ("cancel_delivery", "succeeded"),
     } <= done
+
+
+async def test_dead_letters_replayed_are_applied_once_however_often_replayed(
+    shop: Shop, stack: LocalStack, e2e_broker: Broker
+) -> None:
+    book = await shop.new_book(stock=5)
+    order_id = uuid.uuid4()
+    lines = [Line(book_id=uuid.UUID(book), quantity=2)]
+    command = Envelope.wrap(ReserveStock(order_id=order_id, lines=lines))
+    dead_queue = f"{e2e_broker.name(INVENTORY_COMMANDS)}.dead"
+    channel = await e2e_broker.connection.channel(publisher_confirms=True)
+    try:  # parked twice (a duplicate), as if it had failed every try each time
+        for _ in range(2):
+            await channel.default_exchange.publish(
+                aio_pika.Message(
+                    command.model_dump_json().encode(),
+                    message_id=str(command.message_id),
+                    correlation_id=str(order_id),
+                    type=command.type,
+                ),
+                routing_key=dead_queue,
+            )
+    finally:
+        await channel.close()
+    async with Wiretap(e2e_broker, "StockReserved") as replies:
+        first = await asyncio.to_thread(stack.run_command, "inventory", "replay-dead-letters")
+        assert f"2 dead letters of {INVENTORY_COMMANDS} sent back to it" in first
+        assert await replies.types_heard(order_id, quiet_for=2) == ["StockReserved"]
+        again = await asyncio.to_thread(stack.run_command, "inventory", "replay-dead-letters")
+        assert f"0 dead letters of {INVENTORY_COMMANDS} sent back to it" in again
+    assert await shop.counts(book) == (3, 2, 0)

@@ -10,7 +10,7 @@ from fastapi import APIRouter, FastAPI
 from bookstore_shared import faults, health
 from bookstore_shared.bodylimit import BodyLimitMiddleware
 from bookstore_shared.db import Database
-from bookstore_shared.errors import PROBLEM_RESPONSES, install_error_handlers
+from bookstore_shared.errors import PROBLEM_RESPONSES, document_problems, install_error_handlers
 from bookstore_shared.identity import IdentityMiddleware, IdentityVerifier
 from bookstore_shared.logging import configure_logging
 from bookstore_shared.messaging import Broker
@@ -38,7 +38,7 @@ def create_service_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         faults.announce()
-        db = Database(settings.database_url, pool_size=settings.db_pool_size)
+        db = Database.from_settings(settings)
         broker = Broker(settings.amqp_url, namespace=settings.broker_namespace)
         await broker.connect()
         app.state.db = db
@@ -60,6 +60,7 @@ def create_service_app(
     )
     app.state.settings = settings
     install_error_handlers(app)
+    document_problems(app)
     app.include_router(health.router)
     for router in routers:
         app.include_router(router)

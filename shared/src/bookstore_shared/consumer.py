@@ -4,21 +4,32 @@ For every delivery: parse the envelope (a message that cannot be parsed is dead-
 once: retrying cannot fix it); then, in one unit of work, claim the message in the app's
 `inbox` table (a duplicate is acknowledged and skipped) and run the handler, whose outgoing
 messages go to the outbox in that same transaction; acknowledge only after the commit. A
-handler that fails is retried (deadlocks and serialization failures at once, anything else by
-redelivery with a growing pause) until the queue's delivery limit dead-letters it.
+handler that fails is retried: deadlocks and serialization failures at once, anything else
+after a growing pause in the queue's retry tiers (about a quarter of an hour in all), then it
+is parked in the queue's dead letters, from where `replay-dead-letters` sends it back.
 """
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import structlog
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
 from fastapi import FastAPI
 from pydantic import ValidationError
-from sqlalchemy import Column, DateTime, PrimaryKeyConstraint, String, Table, Uuid, func
+from sqlalchemy import (
+    Column,
+    DateTime,
+    PrimaryKeyConstraint,
+    String,
+    Table,
+    Uuid,
+    bindparam,
+    func,
+)
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -27,8 +38,10 @@ from sqlmodel import SQLModel
 from bookstore_shared import faults
 from bookstore_shared.db import Database
 from bookstore_shared.messages import Envelope, Message
-from bookstore_shared.messaging import Broker
+from bookstore_shared.messaging import Broker, retries_of
 from bookstore_shared.outbox import Outbox, OutboxRelay
+from bookstore_shared.retention import Retention, pruning
+from bookstore_shared.settings import ServiceSettings
 from bookstore_shared.tracing import current_traceparent
 
 log = structlog.get_logger(__name__)
@@ -90,6 +103,12 @@ class Consumer:
         self.handlers = dict(handlers)
         self.prefetch = prefetch
         self._channel: AbstractChannel | None = None
+        self._claim = (
+            insert(inbox)
+            .values(consumer=purpose, message_id=bindparam("claimed"))
+            .on_conflict_do_nothing()
+            .returning(inbox.c.message_id)
+        )
 
     async def start(self) -> None:
         self._channel = await self.broker.connection.channel()
@@ -127,31 +146,38 @@ class Consumer:
         )
         trace = current_traceparent.set(envelope.traceparent)
         try:
-            if delay := faults.delay_for(envelope.type):
-                await asyncio.sleep(delay)
+            await faults.before_handling(envelope.type)
             await self._handle(envelope, payload, handler)
         except Exception:
-            count = message.headers.get("x-delivery-count", 0)
-            deliveries = count if isinstance(count, int) else 0
-            log.exception("message_failed", consumer=self.purpose, deliveries=deliveries)
-            await asyncio.sleep(min(0.2 * 2**deliveries, 5.0))
-            await message.nack(requeue=True)
+            log.exception("message_failed", consumer=self.purpose, retries=retries_of(message))
+            await self._try_later(message)
             return
         finally:
             current_traceparent.reset(trace)
             structlog.contextvars.reset_contextvars(**bound)
         await message.ack()
 
+    async def _try_later(self, message: AbstractIncomingMessage) -> None:
+        """Off to wait in a retry tier (or, tries exhausted, to the dead letters)."""
+        try:
+            if not await self.broker.retry_later(self.purpose, message):
+                log.error(
+                    "message_dead_lettered",
+                    consumer=self.purpose,
+                    reason="failed on every try; replay-dead-letters sends it back",
+                )
+        except Exception as exc:  # the broker is away too: let it come back by redelivery
+            log.warning("message_retry_not_scheduled", error=repr(exc))
+            await asyncio.sleep(1.0)
+            await message.nack(requeue=True)
+            return
+        await message.ack()
+
     async def _handle(self, envelope: Envelope, payload: Message, handler: Handler) -> None:
         for attempt in range(1, IMMEDIATE_RETRIES + 1):
             try:
                 async with self.db.unit_of_work() as session:
-                    claimed = await session.execute(
-                        insert(self.inbox)
-                        .values(consumer=self.purpose, message_id=envelope.message_id)
-                        .on_conflict_do_nothing()
-                        .returning(self.inbox.c.message_id)
-                    )
+                    claimed = await session.execute(self._claim, {"claimed": envelope.message_id})
                     if claimed.first() is None:
                         log.info("message_duplicate_skipped", consumer=self.purpose)
                         return
@@ -171,18 +197,43 @@ async def run_messaging(
     outbox: Outbox,
     inbox: Table,
     queues: Mapping[str, Handlers],
+    retention: Sequence[Retention] = (),
 ) -> AsyncIterator[None]:
-    """The outbox relay and one consumer per queue, for the lifetime of the app."""
+    """The outbox relay, one consumer per queue, and the pruning of their history (and of
+    the app's own `retention` rules), for the lifetime of the app."""
     db: Database = app.state.db
     broker: Broker = app.state.broker
+    settings: ServiceSettings = app.state.settings
+    history = [
+        Retention(
+            table=inbox,
+            age=inbox.c.received_at,
+            keep=timedelta(days=settings.retention_inbox_days),
+        ),
+        Retention(
+            table=outbox.table,
+            age=outbox.table.c.published_at,
+            keep=timedelta(days=settings.retention_outbox_days),
+        ),
+        *retention,
+    ]
     relay = OutboxRelay(db=db, broker=broker, table=outbox.table)
+    # Messages in hand at once fit in half the pool, so they never queue for a connection
+    # behind each other and requests always find one.
+    prefetch = max(1, db.capacity // 2 // max(1, len(queues)))
     consumers = [
         Consumer(
-            purpose=purpose, broker=broker, db=db, outbox=outbox, inbox=inbox, handlers=handlers
+            purpose=purpose,
+            broker=broker,
+            db=db,
+            outbox=outbox,
+            inbox=inbox,
+            handlers=handlers,
+            prefetch=prefetch,
         )
         for purpose, handlers in queues.items()
     ]
-    async with relay:
+    async with relay, pruning(db, history, every_seconds=settings.retention_sweep_seconds):
         try:
             for consumer in consumers:
                 await consumer.start()

@@ -14,20 +14,57 @@ from fastapi import Depends, Request
 from sqlalchemy import make_url, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
 
+from bookstore_shared.settings import ServiceSettings
+
 AfterCommit = Callable[[dict[Any, Any]], None]
 
 
 class Database:
-    def __init__(self, url: str, *, pool_size: int = 20) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        pool_size: int = 5,
+        max_overflow: int = 0,
+        pool_timeout: float = 5.0,
+        statement_timeout_ms: int | None = None,
+        lock_timeout_ms: int | None = None,
+    ) -> None:
         self.url = url
+        self.capacity = pool_size + max_overflow  # connections this process may hold at most
         # Called with session.info after each successful commit (the outbox relay listens).
         self.after_commit: list[AfterCommit] = []
+        server_settings = {
+            name: str(value)
+            for name, value in (
+                ("statement_timeout", statement_timeout_ms),
+                ("lock_timeout", lock_timeout_ms),
+            )
+            if value is not None
+        }
         # No pre-ping (a round trip per checkout): a connection found dead fails its one
         # request or message, which is retried, and SQLAlchemy then refreshes the pool.
         self.engine = create_async_engine(
-            url, pool_size=pool_size, max_overflow=pool_size // 2, pool_recycle=1800
+            url,
+            pool_size=pool_size,
+            max_overflow=max_overflow,
+            pool_timeout=pool_timeout,
+            pool_recycle=1800,
+            connect_args={"server_settings": server_settings} if server_settings else {},
         )
         self.sessions = async_sessionmaker(self.engine, class_=AsyncSession, expire_on_commit=False)
+
+    @classmethod
+    def from_settings(cls, settings: ServiceSettings) -> "Database":
+        """The app's pool, sized and limited as its settings say (the Postgres budget)."""
+        return cls(
+            settings.database_url,
+            pool_size=settings.db_pool_size,
+            max_overflow=settings.db_max_overflow,
+            pool_timeout=settings.db_pool_timeout_seconds,
+            statement_timeout_ms=settings.db_statement_timeout_ms,
+            lock_timeout_ms=settings.db_lock_timeout_ms,
+        )
 
     @asynccontextmanager
     async def unit_of_work(self) -> AsyncIterator[AsyncSession]:

@@ -5,7 +5,7 @@ installed by `install_error_handlers` turn those, validation errors, unknown rou
 unexpected exceptions into `application/problem+json`. A stack trace never leaves the process.
 """
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import structlog
@@ -15,6 +15,8 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.status import HTTP_500_INTERNAL_SERVER_ERROR
 
@@ -84,8 +86,31 @@ class Forbidden(DomainError):
     status, code, title = 403, "forbidden", "Forbidden"
 
 
+class MethodNotAllowed(DomainError):
+    status, code, title = 405, "method_not_allowed", "Method not allowed"
+
+    def __init__(self, allowed: Iterable[str]) -> None:
+        methods = ", ".join(sorted(allowed))
+        super().__init__(f"This path takes {methods}.")
+        self.headers = {"Allow": methods}
+
+
 class ServiceUnavailable(DomainError):
     status, code, title = 503, "service_unavailable", "Service unavailable"
+
+
+class DatabaseBusy(ServiceUnavailable):
+    code, title = "database_busy", "The database is busy"
+    headers = {"Retry-After": "2"}
+
+
+class DatabaseUnavailable(ServiceUnavailable):
+    code, title = "database_unavailable", "The database cannot be reached"
+    headers = {"Retry-After": "5"}
+
+
+# Postgres gave up on our behalf: statement_timeout, lock_timeout. Worth trying again soon.
+_BUSY_SQLSTATES = frozenset({"57014", "55P03"})
 
 
 def problem_type(code: str) -> str:
@@ -152,6 +177,23 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     return problem_response(exc.status_code, detail=detail, headers=exc.headers)
 
 
+async def _database_error(request: Request, exc: Exception) -> JSONResponse:
+    """The database away, a full pool, or a statement/lock timeout: a 503 with Retry-After.
+    Anything else is a 500."""
+    sqlstate = getattr(getattr(exc, "orig", None), "sqlstate", None)
+    if isinstance(exc, ConnectionError) or getattr(exc, "connection_invalidated", False):
+        log.warning("database_unavailable", path=request.url.path, error=repr(exc))
+        return problem_from_error(
+            DatabaseUnavailable("The database cannot be reached just now; try again shortly.")
+        )
+    if isinstance(exc, PoolTimeout) or sqlstate in _BUSY_SQLSTATES:
+        log.warning("database_busy", path=request.url.path, error=type(exc).__name__)
+        return problem_from_error(
+            DatabaseBusy("No database connection or lock was free in time; try again shortly.")
+        )
+    return await _unexpected_error(request, exc)
+
+
 async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
     log.exception("unhandled_error", path=request.url.path, method=request.method)
     return problem_response(
@@ -165,6 +207,9 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(DomainError, _domain_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(PoolTimeout, _database_error)
+    app.add_exception_handler(DBAPIError, _database_error)
+    app.add_exception_handler(ConnectionError, _database_error)
     app.add_exception_handler(Exception, _unexpected_error)
 
 
@@ -173,3 +218,26 @@ PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
     "4XX": {"model": Problem, "description": "Problem details (RFC 9457)"},
     "5XX": {"model": Problem, "description": "Problem details (RFC 9457)"},
 }
+
+
+def document_problems(app: FastAPI) -> None:
+    """Make the app's OpenAPI document say what its errors are sent as: every 4xx and 5xx
+    answer is `application/problem+json`."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            spec = build()
+            for path_item in spec.get("paths", {}).values():
+                for operation in path_item.values():
+                    for code, response in operation.get("responses", {}).items():
+                        # FastAPI files it under the route's own media type (JSON, or an
+                        # event stream): an error is a problem document whatever the route.
+                        if str(code)[0] in "45" and (content := response.get("content")):
+                            response["content"] = {
+                                PROBLEM_CONTENT_TYPE: next(iter(content.values()))
+                            }
+            app.openapi_schema = spec
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

@@ -129,7 +129,7 @@ class IdentityMiddleware:
         await self.app(scope, receive, send)
 
 
-def get_principal(request: Request) -> Principal:
+async def get_principal(request: Request) -> Principal:
     principal = getattr(request.state, "principal", None)
     if principal is None:  # only on open paths, which never ask for it
         raise Unauthorized()
@@ -137,24 +137,25 @@ def get_principal(request: Request) -> Principal:
     return principal
 
 
-def get_user(principal: Annotated[Principal, Depends(get_principal)]) -> Principal:
+async def get_user(principal: Annotated[Principal, Depends(get_principal)]) -> Principal:
     if not principal.is_authenticated:
         raise Unauthorized("Sign in to use this route.")
     return principal
 
 
-def get_staff(principal: Annotated[Principal, Depends(get_user)]) -> Principal:
+async def get_staff(principal: Annotated[Principal, Depends(get_user)]) -> Principal:
     if not principal.is_staff:
         raise Forbidden("This route is for staff.")
     return principal
 
 
-def get_admin(principal: Annotated[Principal, Depends(get_user)]) -> Principal:
+async def get_admin(principal: Annotated[Principal, Depends(get_user)]) -> Principal:
     if not principal.is_admin:
         raise Forbidden("This route is for admins.")
     return principal
 
 
+# Async on purpose, as are all dependencies here: a plain `def` runs in a worker thread.
 CurrentPrincipal = Annotated[Principal, Depends(get_principal)]
 CurrentUser = Annotated[Principal, Depends(get_user)]
 StaffUser = Annotated[Principal, Depends(get_staff)]

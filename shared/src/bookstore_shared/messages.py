@@ -1,14 +1,21 @@
-"""Shapes that travel between apps. Defined once here so every app reads them alike."""
+"""Shapes that travel between apps. Defined once here so every app reads them alike.
+
+Readers are tolerant: a message may carry fields this version does not know (a newer replica
+sent it during a rolling deploy); they are ignored, and logged at debug level.
+"""
 
 import uuid
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+import structlog
 from pydantic import BaseModel, ConfigDict, Field
+
+log = structlog.get_logger(__name__)
 
 
 class Address(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="ignore")
 
     name: str = Field(min_length=1, max_length=200)
     line1: str = Field(min_length=1, max_length=200)
@@ -24,7 +31,7 @@ class Address(BaseModel):
 
 
 class Message(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="ignore", frozen=True)
 
     order_id: uuid.UUID
 
@@ -34,7 +41,7 @@ class Message(BaseModel):
 
 
 class Line(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="ignore", frozen=True)
 
     book_id: uuid.UUID
     quantity: int = Field(gt=0, le=1000)
@@ -46,7 +53,7 @@ class PricedLine(Line):
 
 
 class ShortLine(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="ignore", frozen=True)
 
     book_id: uuid.UUID
     requested: int
@@ -116,7 +123,8 @@ class PaymentAuthorized(Message):
 
 
 class PaymentDeclined(Message):
-    reason: Literal["payment_declined", "insufficient_funds"]
+    # "voided": the order's payment was refunded (voided) before this authorisation came.
+    reason: Literal["payment_declined", "insufficient_funds", "voided"]
 
 
 class PaymentRefunded(Message):
@@ -130,7 +138,10 @@ class ScheduleDelivery(Message):
 
 
 class CancelDelivery(Message):
-    pass
+    """Cancel the order's delivery; if none was scheduled yet, none ever will be."""
+
+    customer_id: uuid.UUID | None = None
+    address: Address | None = None
 
 
 class DeliveryScheduled(Message):
@@ -143,6 +154,13 @@ class DeliveryRejected(Message):
 
 class DeliveryCancelled(Message):
     pass
+
+
+class DeliveryCancelRefused(Message):
+    """The parcel has left: the delivery, and so the order, cannot be cancelled any more."""
+
+    delivery_id: uuid.UUID
+    status: Literal["dispatched", "in_transit", "delivered"]
 
 
 class DeliveryStatusChanged(Message):
@@ -174,6 +192,7 @@ MESSAGE_TYPES: dict[str, type[Message]] = {
         DeliveryScheduled,
         DeliveryRejected,
         DeliveryCancelled,
+        DeliveryCancelRefused,
         DeliveryStatusChanged,
     )
 }
@@ -210,4 +229,7 @@ class Envelope(BaseModel):
 
     def message(self) -> Message:
         """The typed message; KeyError for an unknown type, ValidationError for a bad body."""
-        return MESSAGE_TYPES[self.type].model_validate(self.payload)
+        message_type = MESSAGE_TYPES[self.type]
+        if unknown := self.payload.keys() - message_type.model_fields.keys():
+            log.debug("message_fields_ignored", message_type=self.type, fields=sorted(unknown))
+        return message_type.model_validate(self.payload)

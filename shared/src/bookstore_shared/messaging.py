@@ -4,7 +4,11 @@ Topology, the same in every deployment (names prefixed by the namespace):
 - `<ns>.messages`, a direct exchange; a message's routing key is its type (`ReserveStock`).
 - one durable quorum queue per app and purpose (`<ns>.inventory.commands`), bound to the
   types it handles, with a delivery limit and a dead-letter exchange;
-- `<ns>.dead-letter`, a direct exchange, and `<queue>.dead` for each queue's dead letters.
+- `<queue>.retry.<n>s` for each queue and each back-off tier: a message whose handler failed
+  waits there (its TTL) and then goes back to its queue; after the last try of
+  `RETRY_SCHEDULE` (about a quarter of an hour in all) it is parked in the dead letters;
+- `<ns>.dead-letter`, a direct exchange, and `<queue>.dead` for each queue's dead letters,
+  which `python -m <app> replay-dead-letters` sends back to their queue.
 Publishes are persistent, confirmed and mandatory: a message no queue takes raises.
 """
 
@@ -14,6 +18,7 @@ import aio_pika
 from aio_pika.abc import (
     AbstractChannel,
     AbstractExchange,
+    AbstractIncomingMessage,
     AbstractQueue,
     AbstractRobustConnection,
     ExchangeType,
@@ -21,7 +26,13 @@ from aio_pika.abc import (
 
 from bookstore_shared.messages import Envelope
 
+# Redeliveries of one message (a process that dies handling it, say) before it is dead.
 DELIVERY_LIMIT = 10
+# Seconds a message whose handler failed waits before each next try: growing, and long enough
+# in all (15.5 minutes) to outlast a database restart or a short outage.
+RETRY_SCHEDULE = (1, 1, 1, 10, 10, 10, *(60,) * 15)
+RETRY_TIERS = tuple(sorted(set(RETRY_SCHEDULE)))
+RETRIES_HEADER = "x-retries"
 
 # Every queue of the system, by purpose; each app consumes its own (see its consumers.py).
 INVENTORY_COMMANDS = "inventory.commands"
@@ -69,7 +80,8 @@ class Broker:
     async def declare_queue(
         self, channel: AbstractChannel, purpose: str, message_types: Iterable[str]
     ) -> AbstractQueue:
-        """The queue for one app's purpose, bound to its message types, with its dead letters."""
+        """The queue for one app's purpose, bound to its message types, with its retry tiers
+        and its dead letters."""
         queue_name = self.name(purpose)
         exchange = await channel.declare_exchange(
             self.exchange_name, ExchangeType.DIRECT, durable=True
@@ -81,6 +93,21 @@ class Broker:
             f"{queue_name}.dead", durable=True, arguments={"x-queue-type": "quorum"}
         )
         await dead_queue.bind(dead_letters, routing_key=queue_name)
+        for seconds in RETRY_TIERS:
+            await channel.declare_queue(
+                self.retry_queue(purpose, seconds),
+                durable=True,
+                arguments={
+                    "x-queue-type": "quorum",
+                    "x-message-ttl": seconds * 1000,
+                    # When its time is up the message goes back to its own queue, and it is
+                    # not lost on the way (at-least-once needs reject-publish).
+                    "x-dead-letter-exchange": "",
+                    "x-dead-letter-routing-key": queue_name,
+                    "x-dead-letter-strategy": "at-least-once",
+                    "x-overflow": "reject-publish",
+                },
+            )
         queue = await channel.declare_queue(
             queue_name,
             durable=True,
@@ -95,12 +122,53 @@ class Broker:
             await queue.bind(exchange, routing_key=message_type)
         return queue
 
+    def retry_queue(self, purpose: str, seconds: int) -> str:
+        return f"{self.name(purpose)}.retry.{seconds}s"
+
+    async def retry_later(self, purpose: str, message: AbstractIncomingMessage) -> bool:
+        """Send a message whose handler failed to wait before its next try; False once it
+        has had every try, and then it is parked in the queue's dead letters instead."""
+        retries = retries_of(message)
+        copy = _copy(message, headers={RETRIES_HEADER: retries + 1})
+        if retries < len(RETRY_SCHEDULE):
+            target = self.retry_queue(purpose, RETRY_SCHEDULE[retries])
+            await self._channel().default_exchange.publish(copy, routing_key=target, timeout=10)
+            return True
+        dead_letters = await self._channel().get_exchange(self.dead_letter_exchange_name)
+        await dead_letters.publish(copy, routing_key=self.name(purpose), timeout=10)
+        return False
+
+    async def replay_dead_letters(self, purpose: str) -> int:
+        """Move every dead letter of a queue back to it, its tries counted afresh. Safe to
+        run twice: consumers skip a message they have handled already."""
+        channel = await self.connection.channel(publisher_confirms=True)
+        moved = 0
+        try:
+            dead = await channel.declare_queue(f"{self.name(purpose)}.dead", passive=True)
+            while (message := await dead.get(fail=False)) is not None:
+                await channel.default_exchange.publish(
+                    _copy(message, headers={RETRIES_HEADER: 0}),
+                    routing_key=self.name(purpose),
+                    timeout=10,
+                )
+                await message.ack()
+                moved += 1
+        finally:
+            await channel.close()
+        return moved
+
+    def _channel(self) -> AbstractChannel:
+        if self._publish_channel is None:
+            raise RuntimeError("Broker.connect() was not called")
+        return self._publish_channel
+
     async def delete_namespace(self) -> None:
         """Remove every queue and exchange of this namespace (test runs clean up with this)."""
         channel = await self.connection.channel()
         try:
             for purpose in QUEUES:
-                for name in (self.name(purpose), f"{self.name(purpose)}.dead"):
+                retries = [self.retry_queue(purpose, seconds) for seconds in RETRY_TIERS]
+                for name in (self.name(purpose), f"{self.name(purpose)}.dead", *retries):
                     await channel.queue_delete(name)
             for exchange in (self.exchange_name, self.dead_letter_exchange_name):
                 await channel.exchange_delete(exchange)
@@ -136,3 +204,23 @@ class Broker:
         if self._connection is not None:
             await self._connection.close()
             self._connection = None
+
+
+def retries_of(message: AbstractIncomingMessage) -> int:
+    count = (message.headers or {}).get(RETRIES_HEADER, 0)
+    return count if isinstance(count, int) else 0
+
+
+def _copy(message: AbstractIncomingMessage, *, headers: dict[str, int]) -> aio_pika.Message:
+    """The same message (id, type, correlation, body) to publish again, with these headers."""
+    kept = {k: v for k, v in (message.headers or {}).items() if k not in ("x-death", *headers)}
+    return aio_pika.Message(
+        body=message.body,
+        content_type=message.content_type,
+        delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+        message_id=message.message_id,
+        correlation_id=message.correlation_id,
+        type=message.type,
+        timestamp=message.timestamp,
+        headers={**kept, **headers},
+    )

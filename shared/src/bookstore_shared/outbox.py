@@ -2,13 +2,18 @@
 
 `Outbox.add` inserts the message into the app's `outbox` table inside the caller's unit of
 work. After the commit, `OutboxRelay` publishes it at once (no polling interval on the hot
-path) and marks it sent. A poller is the safety net: rows still unsent a few seconds later
-(the process died between commit and publish, or the broker was away) are claimed with
-`FOR UPDATE SKIP LOCKED`, so replicas share that work without sending a row twice.
+path) and marks it sent, a batch of rows at a time. A poller is the safety net: rows still
+unsent a few seconds later (the process died between commit and publish, or the broker was
+away) are claimed with `FOR UPDATE SKIP LOCKED`, so replicas share that work without sending a
+row twice. A row the broker keeps refusing (say, no queue takes its type yet) is tried again
+after a growing pause, so it never holds up the rows behind it, and after `MAX_ATTEMPTS` it
+is parked with an error in the log; `python -m <app> replay-dead-letters` puts parked rows
+back in line.
 """
 
 import asyncio
 import uuid
+from collections.abc import Sequence
 from types import TracebackType
 
 import structlog
@@ -20,13 +25,15 @@ from sqlalchemy import (
     String,
     Table,
     Uuid,
+    case,
     func,
+    or_,
     select,
     text,
     update,
 )
 from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlmodel import SQLModel
 
 from bookstore_shared import faults
@@ -38,6 +45,8 @@ from bookstore_shared.tracing import child_of, current_traceparent
 
 log = structlog.get_logger(__name__)
 _PENDING = "outbox_pending"
+MAX_ATTEMPTS = 12  # 2 s, 4 s ... 10 min apart: about an hour of tries
+MAX_PAUSE_SECONDS = 600
 
 
 def outbox_table(schema: str) -> Table:
@@ -51,7 +60,13 @@ def outbox_table(schema: str) -> Table:
         Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
         Column("published_at", DateTime(timezone=True)),
         Column("attempts", Integer, nullable=False, server_default=text("0")),
-        Index("ix_outbox_unpublished", "created_at", postgresql_where=text("published_at IS NULL")),
+        Column("next_attempt_at", DateTime(timezone=True)),
+        Column("parked_at", DateTime(timezone=True)),
+        Index(
+            "ix_outbox_unpublished",
+            "created_at",
+            postgresql_where=text("published_at IS NULL AND parked_at IS NULL"),
+        ),
         schema=schema,
     )
 
@@ -59,25 +74,42 @@ def outbox_table(schema: str) -> Table:
 class Outbox:
     def __init__(self, table: Table) -> None:
         self.table = table
+        self._insert = table.insert()
 
     async def add(
         self, session: AsyncSession, message: Message, *, causation_id: uuid.UUID | None = None
     ) -> Envelope:
-        envelope = Envelope.wrap(
-            message,
-            causation_id=causation_id,
-            traceparent=child_of(current_traceparent.get()),
-        )
-        await session.execute(
-            self.table.insert().values(
-                id=envelope.message_id,
-                type=envelope.type,
-                correlation_id=envelope.correlation_id,
-                body=envelope.model_dump(mode="json"),
-            )
-        )
-        session.info.setdefault(_PENDING, []).append(envelope)
+        (envelope,) = await self.add_all(session, [message], causation_id=causation_id)
         return envelope
+
+    async def add_all(
+        self,
+        session: AsyncSession,
+        messages: Sequence[Message],
+        *,
+        causation_id: uuid.UUID | None = None,
+    ) -> list[Envelope]:
+        """Messages into the outbox in one statement, inside the caller's transaction."""
+        parent = current_traceparent.get()
+        envelopes = [
+            Envelope.wrap(message, causation_id=causation_id, traceparent=child_of(parent))
+            for message in messages
+        ]
+        if envelopes:
+            await session.execute(
+                self._insert,
+                [
+                    {
+                        "id": envelope.message_id,
+                        "type": envelope.type,
+                        "correlation_id": envelope.correlation_id,
+                        "body": envelope.model_dump(mode="json"),
+                    }
+                    for envelope in envelopes
+                ],
+            )
+            session.info.setdefault(_PENDING, []).extend(envelopes)
+        return envelopes
 
 
 class OutboxRelay:
@@ -88,6 +120,7 @@ class OutboxRelay:
         broker: Broker,
         table: Table,
         poll_interval: float = 1.0,
+        mark_interval: float = 0.2,
         stale_after: float = 5.0,
         batch_size: int = 200,
     ) -> None:
@@ -97,9 +130,10 @@ class OutboxRelay:
         self.stale_after = stale_after
         self.batch_size = batch_size
         self._pending: asyncio.Queue[Envelope] = asyncio.Queue()
+        self._sent: list[uuid.UUID] = []
         self._publisher: asyncio.Task[None] | None = None
         self._poller = every(poll_interval, self._poll_once, "outbox-poll")
-        self._polls = 0
+        self._marker = every(mark_interval, self._mark_sent, "outbox-mark")
         db.after_commit.append(self._after_commit)
 
     def _after_commit(self, info: dict[object, object]) -> None:
@@ -113,6 +147,7 @@ class OutboxRelay:
     async def __aenter__(self) -> "OutboxRelay":
         self._publisher = asyncio.create_task(self._publish_committed(), name="outbox-publish")
         await self._poller.__aenter__()
+        await self._marker.__aenter__()
         return self
 
     async def __aexit__(
@@ -123,6 +158,8 @@ class OutboxRelay:
     ) -> None:
         await self._poller.__aexit__(exc_type, exc, tb)
         await cancel(self._publisher)
+        await self._marker.__aexit__(exc_type, exc, tb)
+        await self._mark_sent()
 
     async def _publish_all(self, envelopes: list[Envelope]) -> list[uuid.UUID]:
         results = await asyncio.gather(
@@ -147,18 +184,26 @@ class OutboxRelay:
             batch = [await self._pending.get()]
             while not self._pending.empty() and len(batch) < self.batch_size:
                 batch.append(self._pending.get_nowait())
-            sent = await self._publish_all(batch)
-            if not sent:
-                continue
-            try:
-                async with self.db.engine.begin() as conn:
-                    await conn.execute(
-                        update(self.table)
-                        .where(self.table.c.id.in_(sent))
-                        .values(published_at=func.now(), attempts=self.table.c.attempts + 1)
-                    )
-            except Exception as exc:  # left unmarked, the poller sends again; inboxes dedupe
-                log.warning("outbox_mark_failed", count=len(sent), error=repr(exc))
+            self._sent.extend(await self._publish_all(batch))
+
+    async def _mark_sent(self) -> None:
+        """Mark what was published, many rows in one statement: one transaction a round, not
+        one a message. A row published but not marked yet is not stale for `stale_after`
+        seconds, far longer than a round; left unmarked (a crash), it is sent again, and the
+        receivers' inboxes drop the copy."""
+        sent, self._sent = self._sent, []
+        if not sent:
+            return
+        try:
+            async with self.db.engine.begin() as conn:
+                await conn.execute(
+                    update(self.table)
+                    .where(self.table.c.id.in_(sent))
+                    .values(published_at=func.now(), attempts=self.table.c.attempts + 1)
+                )
+        except Exception as exc:
+            log.warning("outbox_mark_failed", count=len(sent), error=repr(exc))
+            self._sent.extend(sent)
 
     async def publish_stale(self) -> int:
         """Send what was committed but not sent a while ago. Returns how many were sent."""
@@ -169,8 +214,12 @@ class OutboxRelay:
                     select(table.c.id, table.c.body)
                     .where(
                         table.c.published_at.is_(None),
+                        table.c.parked_at.is_(None),
                         table.c.created_at
                         < func.now() - func.make_interval(0, 0, 0, 0, 0, 0, self.stale_after),
+                        or_(
+                            table.c.next_attempt_at.is_(None), table.c.next_attempt_at <= func.now()
+                        ),
                     )
                     .order_by(table.c.created_at)
                     .limit(self.batch_size)
@@ -180,28 +229,57 @@ class OutboxRelay:
             if not rows:
                 return 0
             sent = await self._publish_all([Envelope.model_validate(r.body) for r in rows])
-            await conn.execute(
-                update(table)
-                .where(table.c.id.in_([r.id for r in rows]))
-                .values(attempts=table.c.attempts + 1)
-            )
             if sent:
                 await conn.execute(
-                    update(table).where(table.c.id.in_(sent)).values(published_at=func.now())
+                    update(table)
+                    .where(table.c.id.in_(sent))
+                    .values(published_at=func.now(), attempts=table.c.attempts + 1)
                 )
+            if failed := [r.id for r in rows if r.id not in set(sent)]:
+                await self._try_later(conn, failed)
         if sent:
             log.info("outbox_stale_published", count=len(sent))
         return len(sent)
 
+    async def _try_later(self, conn: AsyncConnection, ids: list[uuid.UUID]) -> None:
+        """Rows the broker refused: next try after a growing pause, or parked at the last."""
+        table = self.table
+        pause = func.least(func.power(2, table.c.attempts + 1), MAX_PAUSE_SECONDS)
+        parked = (
+            await conn.execute(
+                update(table)
+                .where(table.c.id.in_(ids))
+                .values(
+                    attempts=table.c.attempts + 1,
+                    next_attempt_at=func.now() + func.make_interval(0, 0, 0, 0, 0, 0, pause),
+                    parked_at=case((table.c.attempts + 1 >= MAX_ATTEMPTS, func.now())),
+                )
+                .returning(table.c.id, table.c.type, table.c.parked_at)
+            )
+        ).all()
+        for row in parked:
+            if row.parked_at is not None:
+                log.error(
+                    "outbox_row_parked",
+                    message_id=str(row.id),
+                    message_type=row.type,
+                    attempts=MAX_ATTEMPTS,
+                    hint="replay-dead-letters puts it back in line",
+                )
+
     async def _poll_once(self) -> None:
-        """The safety net's round: send what is stale; now and then drop old sent rows."""
-        self._polls += 1
+        """The safety net's round: send what is stale (sent rows are pruned by retention)."""
         while await self.publish_stale() == self.batch_size:
             pass
-        if self._polls % 600 == 0:
-            async with self.db.engine.begin() as conn:
-                await conn.execute(
-                    self.table.delete().where(
-                        self.table.c.published_at < func.now() - text("interval '1 day'")
-                    )
-                )
+
+
+async def unpark(db: Database, table: Table) -> int:
+    """Put an outbox's parked rows back in line (they are tried again at once); how many."""
+    async with db.engine.begin() as conn:
+        result = await conn.execute(
+            update(table)
+            .where(table.c.parked_at.is_not(None))
+            .values(parked_at=None, next_attempt_at=None, attempts=0)
+        )
+    unparked: int = result.rowcount
+    return unparked

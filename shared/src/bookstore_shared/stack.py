@@ -1,18 +1,21 @@
 """The whole stack as local processes: used by `make run`, the end-to-end suite and the benchmark.
 
 `python -m bookstore_shared.stack` checks Postgres and RabbitMQ, migrates and seeds every app,
-starts the gateway and the three apps, prints where they are, and stops them all on Ctrl-C.
+starts the gateway and the three apps (several processes of an app with
+`REPLICAS=sales=2,inventory=2`, the gateway spreading over them), prints where they are,
+restarts an app that dies (with back-off, saying so in one line), and stops them all on Ctrl-C.
 """
 
 import asyncio
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
@@ -35,35 +38,97 @@ APPS = (
     AppSpec("delivery", 8003, "DELIVERY_URL"),
     AppSpec("gateway", 8000, None),
 )
+# A replica beyond the first listens this far above the previous one (sales-2 on 8102).
+REPLICA_PORT_STEP = 100
+# An app that died is started again after 1, 2, 4 ... seconds, at most this long; the pause
+# starts over once the app has stayed up for a minute.
+RESTART_BACKOFF_MAX = 30.0
+RESTART_BACKOFF_RESET = 60.0
 
 
 class StackError(RuntimeError):
     pass
 
 
+def replica_names(app: str, count: int) -> list[str]:
+    """`sales`, `sales-2`, `sales-3` ...: the first replica keeps the app's own name."""
+    return [app if i == 1 else f"{app}-{i}" for i in range(1, count + 1)]
+
+
+def app_of(process: str) -> str:
+    return process.rsplit("-", 1)[0] if process[-1].isdigit() and "-" in process else process
+
+
+def parse_replicas(spec: str) -> dict[str, int]:
+    """`sales=2,inventory=2` → {"sales": 2, "inventory": 2}; the gateway stays one process."""
+    counts: dict[str, int] = {}
+    apps = {app.name for app in APPS if app.url_env}
+    for item in filter(None, (part.strip() for part in spec.split(","))):
+        name, _, number = item.partition("=")
+        if name not in apps or not number.isdigit() or not 1 <= int(number) <= 8:
+            raise StackError(
+                f"REPLICAS: {item!r} is not <app>=<1..8> with app one of {', '.join(sorted(apps))}"
+            )
+        counts[name] = int(number)
+    return counts
+
+
+@dataclass
+class _Supervised:
+    """What the supervisor knows of one process it watches."""
+
+    started_at: float
+    restarts: int = 0
+    due_at: float | None = None  # a restart is scheduled for then
+
+
+@dataclass
 class LocalStack:
-    def __init__(
-        self,
-        *,
-        log_dir: Path,
-        env: Mapping[str, str] | None = None,
-        ports: Mapping[str, int] | None = None,
-        host: str = "127.0.0.1",
-    ) -> None:
-        self.host = host
-        self.log_dir = log_dir
-        self.ports = {app.name: (ports or {}).get(app.name, app.default_port) for app in APPS}
-        self.env = {**os.environ, **(env or {})}
+    log_dir: Path
+    env: Mapping[str, str] = field(default_factory=dict)
+    ports: Mapping[str, int] = field(default_factory=dict)
+    replicas: Mapping[str, int] = field(default_factory=dict)
+    host: str = "127.0.0.1"
+
+    def __post_init__(self) -> None:
+        self.names = {
+            app.name: replica_names(app.name, self.replicas.get(app.name, 1)) for app in APPS
+        }
+        self._ports: dict[str, int] = {}
+        for app in APPS:
+            base = self.ports.get(app.name, app.default_port)
+            for i, name in enumerate(self.names[app.name]):
+                self._ports[name] = self.ports.get(name, base + REPLICA_PORT_STEP * i)
+        self.env = {**os.environ, **self.env}
         for app in APPS:
             if app.url_env:
-                self.env[app.url_env] = self.url(app.name)
+                self.env[app.url_env] = ",".join(self.url(n) for n in self.names[app.name])
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
+        self._extra_env: dict[str, Mapping[str, str]] = {}
+        self._supervised: dict[str, _Supervised] = {}
 
-    def url(self, app: str) -> str:
-        return f"http://{self.host}:{self.ports[app]}"
+    def url(self, name: str) -> str:
+        """The URL of a process: `sales` (its first replica), `sales-2`, `gateway` ..."""
+        return f"http://{self.host}:{self._ports[name]}"
 
-    def log_path(self, app: str) -> Path:
-        return self.log_dir / f"{app}.log"
+    def all_processes(self) -> list[str]:
+        return [name for app in APPS for name in self.names[app.name]]
+
+    def ports_taken(self) -> list[str]:
+        """`name:port` of each process whose port something else is listening on already."""
+        taken = []
+        for name in self.all_processes():
+            with socket.socket() as probe:
+                # As uvicorn binds: connections of an earlier run left in TIME_WAIT don't count.
+                probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                try:
+                    probe.bind((self.host, self._ports[name]))
+                except OSError:
+                    taken.append(f"{name}:{self._ports[name]}")
+        return taken
+
+    def log_path(self, name: str) -> Path:
+        return self.log_dir / f"{name}.log"
 
     def run_command(self, app: str, *args: str) -> str:
         result = subprocess.run(  # noqa: S603 - our own interpreter and module
@@ -93,35 +158,46 @@ class LocalStack:
 
     def start(self) -> None:
         self.log_dir.mkdir(parents=True, exist_ok=True)
-        for app in APPS:
-            self._spawn(app.name, self.env)
+        for name in self.all_processes():
+            self._spawn(name)
 
-    def _spawn(self, name: str, env: Mapping[str, str]) -> None:
+    def _spawn(self, name: str) -> None:
         command = [
             sys.executable,
             "-m",
-            name,
+            app_of(name),
             "serve",
             "--host",
             self.host,
             "--port",
-            str(self.ports[name]),
+            str(self._ports[name]),
         ]
+        env = {**self.env, **self._extra_env.get(name, {})}
         with self.log_path(name).open("ab") as log:
             self.processes[name] = subprocess.Popen(  # noqa: S603 - our interpreter, our module
                 command,
-                env=dict(env),
+                env=env,
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,  # Ctrl-C reaches us, and we stop them in order
             )
+        self._supervised[name] = _Supervised(started_at=time.monotonic())
 
-    def stop_app(self, name: str) -> None:
+    def pid(self, name: str) -> int:
+        return self.processes[name].pid
+
+    def signal(self, name: str, signum: int) -> None:
+        """Send a signal to one process (SIGTERM to stop it gracefully, SIGKILL to kill it)."""
+        self.processes[name].send_signal(signum)
+
+    def stop_app(self, name: str, timeout: float = 45.0) -> None:
+        """Stop one process: SIGTERM, then SIGKILL if it has not gone after `timeout` s (its
+        in-flight requests, up to the longest `Prefer: wait`, may finish first)."""
         process = self.processes[name]
         if process.poll() is None:
             process.send_signal(signal.SIGTERM)
             try:
-                process.wait(10)
+                process.wait(timeout)
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
@@ -129,23 +205,48 @@ class LocalStack:
     def restart(
         self, name: str, env: Mapping[str, str] | None = None, timeout: float = 60.0
     ) -> None:
-        """Stop one app (if it still runs) and start it again, with extra environment if given."""
+        """Stop one process (if it still runs) and start it again. `env` is extra environment
+        for it from now on (an empty or absent one: back to the stack's own)."""
         self.stop_app(name)
-        self._spawn(name, {**self.env, **(env or {})})
+        self._extra_env[name] = dict(env or {})
+        self._spawn(name)
         self.wait_ready(timeout, only=name)
 
     def exited(self) -> dict[str, int]:
         return {name: code for name, p in self.processes.items() if (code := p.poll()) is not None}
 
-    def log_tail(self, app: str, lines: int = 15) -> str:
-        path = self.log_path(app)
+    def supervise(self) -> list[str]:
+        """Start again every process that died, each after a growing pause. Returns one line
+        for each thing it did (a death noticed, a restart), for whoever runs the stack."""
+        said: list[str] = []
+        now = time.monotonic()
+        for name, code in self.exited().items():
+            watch = self._supervised[name]
+            if watch.due_at is None:
+                if now - watch.started_at > RESTART_BACKOFF_RESET:
+                    watch.restarts = 0
+                pause = min(2.0**watch.restarts, RESTART_BACKOFF_MAX)
+                watch.due_at = now + pause
+                said.append(
+                    f"{name} exited with code {code}; starting it again in {pause:.0f} s "
+                    f"(log: {self.log_path(name)})"
+                )
+            elif now >= watch.due_at:
+                restarts = watch.restarts + 1
+                self._spawn(name)
+                self._supervised[name].restarts = restarts
+                said.append(f"{name} started again (pid {self.pid(name)}, restart {restarts})")
+        return said
+
+    def log_tail(self, name: str, lines: int = 15) -> str:
+        path = self.log_path(name)
         if not path.exists():
             return ""
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
 
     def wait_ready(self, timeout: float = 60.0, only: str | None = None) -> None:
         deadline = time.monotonic() + timeout
-        pending = [app.name for app in APPS if only in (None, app.name)]
+        pending = [name for name in self.all_processes() if only in (None, name)]
         with httpx.Client(timeout=2.0) as client:
             while pending:
                 if dead := {n: c for n, c in self.exited().items() if n in pending}:
@@ -153,21 +254,21 @@ class LocalStack:
                     raise StackError(
                         f"{name} exited with code {code}; last log lines:\n{self.log_tail(name)}"
                     )
-                app = pending[0]
+                name = pending[0]
                 try:
-                    if client.get(f"{self.url(app)}/health/ready").status_code == 200:
+                    if client.get(f"{self.url(name)}/health/ready").status_code == 200:
                         pending.pop(0)
                         continue
                 except httpx.HTTPError:
                     pass
                 if time.monotonic() > deadline:
                     raise StackError(
-                        f"{app} was not ready after {timeout:.0f}s; last log lines:\n"
-                        f"{self.log_tail(app)}"
+                        f"{name} was not ready after {timeout:.0f}s; last log lines:\n"
+                        f"{self.log_tail(name)}"
                     )
                 time.sleep(0.1)
 
-    def stop(self, timeout: float = 10.0) -> None:
+    def stop(self, timeout: float = 45.0) -> None:
         for name in reversed(list(self.processes)):
             process = self.processes[name]
             if process.poll() is None:
@@ -198,8 +299,20 @@ def main() -> int:
         if problem:
             print(f"error: {problem}", file=sys.stderr)
             return 1
+    try:
+        replicas = parse_replicas(os.environ.get("REPLICAS", ""))
+    except StackError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
 
-    stack = LocalStack(log_dir=Path(".run/logs"), ports=_ports_from_env())
+    stack = LocalStack(log_dir=Path(".run/logs"), ports=_ports_from_env(), replicas=replicas)
+    if taken := stack.ports_taken():
+        print(
+            f"error: port in use: {', '.join(taken)} (another `make run`?); stop it, or choose "
+            "other ports with GATEWAY_PORT, INVENTORY_PORT, SALES_PORT, DELIVERY_PORT",
+            file=sys.stderr,
+        )
+        return 1
     stopping = False
 
     def request_stop(signum: int, frame: object) -> None:
@@ -225,6 +338,11 @@ def main() -> int:
 
     gateway = stack.url("gateway")
     password = os.environ.get("DEMO_PASSWORD", "bookstore-demo")
+    scaled = [
+        f"  {app.name:<9}{', '.join(stack.url(n) for n in stack.names[app.name])}"
+        for app in APPS
+        if len(stack.names[app.name]) > 1
+    ]
     print(
         f"\nThe bookstore is up.\n"
         f"  API      {gateway}/api\n"
@@ -232,23 +350,18 @@ def main() -> int:
         f"  Logs     {stack.log_dir}/<app>.log\n"
         f"  Logins   admin@bookstore.local, staff@bookstore.local, customer@bookstore.local"
         f" (password: {password})\n"
-        f"Press Ctrl-C to stop.",
+        + ("Replicas:\n" + "\n".join(scaled) + "\n" if scaled else "")
+        + "Press Ctrl-C to stop.",
         flush=True,
     )
-    code = 0
     while not stopping:
-        if dead := stack.exited():
-            name, status = next(iter(dead.items()))
-            print(
-                f"error: {name} exited with code {status}:\n{stack.log_tail(name)}", file=sys.stderr
-            )
-            code = 1
-            break
+        for line in stack.supervise():
+            print(line, file=sys.stderr, flush=True)
         time.sleep(0.5)
     print("\nStopping ...", flush=True)
     stack.stop()
     print("Stopped.", flush=True)
-    return code
+    return 0
 
 
 if __name__ == "__main__":

@@ -1,14 +1,21 @@
-"""`make bench`: two measurements, each under steady load from a bounded number of clients.
+"""`make bench`: what the stack does on this machine under steady load from N clients.
 
-    python -m bookstore_testing.bench [--clients 16] [--seconds 20] [--only orders|gateway]
+    python -m bookstore_testing.bench [--clients 16] [--seconds 20] [--only catalog|orders]
+                                      [--save-baseline] [--url URL --password P]
 
-- orders: each client places one order at a time with `Prefer: wait=30`, so the answer comes
-  when the saga is final; the time from POST to that answer is the order's latency.
-- gateway: `GET /api/books/{id}` through the gateway, and straight to inventory with a valid
-  identity assertion, from the same client in the same run, in alternating phases.
-
-It starts its own stack (a fresh database and broker namespace, removed afterwards). Only
-loopback traffic; bounded by clients and seconds. Figures go to stdout and to a JSON file.
+It starts a stack of its own (a fresh database and broker namespace, removed afterwards) and
+measures, phase after phase:
+- catalog: `GET /api/books/{id}` straight to inventory (with a valid identity assertion),
+  through the gateway as clients meet it (its shared cache answers most), and through the
+  gateway with a query string of its own on every request (so every one is forwarded), in
+  alternating phases from the same client; then a search (`GET /api/books?q=...`);
+- orders: each client places one order after another with `Prefer: wait=30`, so the answer
+  comes when the saga is final: orders per second, POST-to-final latency, and what an order
+  costs: database transactions (pg_stat_database), rows written, messages sent (outbox rows);
+- the stack's Postgres connections, sampled all along (the budget is 40).
+It prints a table with each figure's ratio to the committed baseline
+(`tests-e2e/bench-baseline.json`, taken on this project's 2-core machine) and writes every
+figure to a JSON file. Only loopback traffic; bounded by clients and seconds.
 """
 
 import argparse
@@ -16,34 +23,120 @@ import asyncio
 import json
 import os
 import platform
-import secrets
 import statistics
 import sys
-import tempfile
 import time
 import uuid
 from contextlib import AsyncExitStack
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import aiohttp
+import asyncpg
 import httpx
+from sqlalchemy import make_url
 
+from bookstore_shared.db import asyncpg_dsn
 from bookstore_shared.identity import ASSERTION_HEADER, IdentitySigner
-from bookstore_shared.messaging import Broker
-from bookstore_shared.stack import APPS, LocalStack
-from bookstore_testing.harness import free_port
-from bookstore_testing.infra import Databases, provide_infra
+from bookstore_shared.stack import LocalStack
 from bookstore_testing.shop import Shop, order_body
+from bookstore_testing.stacks import DEMO_PASSWORD, standalone_stack
 
 BOOKS = 20
 STOCK_PER_BOOK = 1_000_000
+# One process of each app may hold at most this many Postgres connections (README).
+POSTGRES_BUDGET = 40
+BASELINE = Path(__file__).resolve().parents[2] / "bench-baseline.json"
+APP_SCHEMAS = ("inventory", "sales", "delivery")
 
 
 def percentile(values: list[float], q: float) -> float:
     if not values:
         return float("nan")
     return statistics.quantiles(values, n=100, method="inclusive")[int(q) - 1]
+
+
+def _summary(latencies: list[float], seconds: float) -> dict[str, float]:
+    return {
+        "requests_per_second": round(len(latencies) / seconds, 1),
+        "p50_ms": round(percentile(latencies, 50) * 1000, 2),
+        "p99_ms": round(percentile(latencies, 99) * 1000, 2),
+    }
+
+
+# --- Catalog --------------------------------------------------------------------------------
+
+
+async def _hammer(
+    url: str, headers: dict[str, str], clients: int, seconds: float, *, unique: bool = False
+) -> list[float]:
+    """Latencies of back-to-back GETs from `clients` connections for `seconds`; with `unique`,
+    each URL gets a query string of its own, so no cache on the way can answer it."""
+    latencies: list[float] = []
+    deadline = time.perf_counter() + seconds
+    connector = aiohttp.TCPConnector(limit=clients)
+    counter = iter(range(10**9))
+    async with aiohttp.ClientSession(connector=connector) as session:
+
+        async def client() -> None:
+            while time.perf_counter() < deadline:
+                started = time.perf_counter()
+                target = f"{url}?n={next(counter)}" if unique else url
+                async with session.get(target, headers=headers) as reply:
+                    await reply.read()
+                    if reply.status != 200:
+                        raise RuntimeError(f"{url} answered {reply.status}")
+                latencies.append(time.perf_counter() - started)
+
+        await asyncio.gather(*(client() for _ in range(clients)))
+    return latencies
+
+
+async def catalog(
+    stack: LocalStack, identity_secret: str, clients: int, seconds: float
+) -> dict[str, Any]:
+    async with httpx.AsyncClient(base_url=stack.url("gateway")) as gateway:
+        book_id = (await gateway.get("/api/books?size=1")).json()["data"][0]["id"]
+    via_gateway = f"{stack.url('gateway')}/api/books/{book_id}"
+    direct = f"{stack.url('inventory')}/books/{book_id}"
+    search = f"{stack.url('gateway')}/api/books?q=history&size=10"
+    signer = IdentitySigner(identity_secret, ttl_seconds=600)
+    assertion = {ASSERTION_HEADER: signer.sign(user_id=None, roles=(), request_id=None)}
+    phase = seconds / 4
+    print(f"catalog: {clients} clients, by id through the gateway and direct, alternating ...")
+    await _hammer(via_gateway, {}, clients, 1.0)  # warm-up, not measured
+    through: list[float] = []
+    straight: list[float] = []
+    uncached: list[float] = []
+    for _ in range(2):
+        straight += await _hammer(direct, assertion, clients, phase)
+        through += await _hammer(via_gateway, {}, clients, phase)
+        uncached += await _hammer(via_gateway, {}, clients, phase, unique=True)
+    print(f"catalog: {clients} clients, search through the gateway ...", flush=True)
+    searched = await _hammer(search, {}, clients, seconds / 2)
+    half = seconds / 2
+    by_id_through, by_id_direct = _summary(through, half), _summary(straight, half)
+    by_id_uncached = _summary(uncached, half)
+    return {
+        "clients": clients,
+        "by_id": {
+            "via_gateway": by_id_through,
+            "via_gateway_uncached": by_id_uncached,
+            "direct": by_id_direct,
+            "throughput_ratio": round(
+                by_id_through["requests_per_second"] / by_id_direct["requests_per_second"], 3
+            ),
+            "uncached_throughput_ratio": round(
+                by_id_uncached["requests_per_second"] / by_id_direct["requests_per_second"], 3
+            ),
+            "added_p50_ms": round(by_id_uncached["p50_ms"] - by_id_direct["p50_ms"], 2),
+        },
+        "search": _summary(searched, half),
+    }
+
+
+# --- Orders ---------------------------------------------------------------------------------
 
 
 async def _place_orders(
@@ -70,7 +163,47 @@ async def _place_orders(
             outcomes.append(f"http_{reply.status_code}")
 
 
-async def run(url: str, staff_password: str, clients: int, seconds: float) -> dict[str, Any]:
+@dataclass
+class DatabaseCounters:
+    """What the stack asked of Postgres, from its own statistics, between two readings."""
+
+    url: str
+
+    async def read(self) -> dict[str, int]:
+        conn = await asyncpg.connect(asyncpg_dsn(self.url))
+        try:
+            # The statistics of this transaction are a snapshot: ask for fresh ones.
+            await conn.execute("SELECT pg_stat_clear_snapshot()")
+            row = await conn.fetchrow(
+                "SELECT xact_commit, xact_rollback, tup_inserted, tup_updated, tup_deleted "
+                "FROM pg_stat_database WHERE datname = current_database()"
+            )
+            messages = 0
+            for schema in APP_SCHEMAS:
+                messages += await conn.fetchval(f'SELECT count(*) FROM "{schema}".outbox')  # noqa: S608 - our schemas
+        finally:
+            await conn.close()
+        return {
+            "transactions": row["xact_commit"] + row["xact_rollback"],
+            "rows_written": row["tup_inserted"] + row["tup_updated"] + row["tup_deleted"],
+            "messages": messages,
+        }
+
+
+def _per_order(before: dict[str, int], after: dict[str, int], orders: int) -> dict[str, float]:
+    return {
+        f"{name}_per_order": round((after[name] - before[name]) / max(orders, 1), 1)
+        for name in before
+    }
+
+
+async def orders(
+    url: str,
+    staff_password: str,
+    clients: int,
+    seconds: float,
+    counters: DatabaseCounters | None = None,
+) -> dict[str, Any]:
     limits = httpx.Limits(max_connections=clients + 8, max_keepalive_connections=clients + 8)
     async with httpx.AsyncClient(base_url=url, limits=limits, timeout=30) as gateway:
         token = await gateway.post(
@@ -79,11 +212,11 @@ async def run(url: str, staff_password: str, clients: int, seconds: float) -> di
         )
         token.raise_for_status()
         shop = Shop(gateway, {"Authorization": f"Bearer {token.json()['access_token']}"})
-        print(f"preparing {BOOKS} books and {clients} customers ...", flush=True)
+        print(f"orders: preparing {BOOKS} books and {clients} customers ...", flush=True)
         books = [await shop.new_book(stock=STOCK_PER_BOOK, price_cents=999) for _ in range(BOOKS)]
         customers = [await shop.new_customer() for _ in range(clients)]
 
-        # A short warm-up, not measured: connection pools, caches, JIT-free but import-heavy paths.
+        # A short warm-up, not measured: connection pools, caches, first-use imports.
         warm: list[float] = []
         await asyncio.gather(
             *(
@@ -91,9 +224,10 @@ async def run(url: str, staff_password: str, clients: int, seconds: float) -> di
                 for i in range(clients)
             )
         )
-        print(f"measuring {clients} clients for {seconds:.0f} s ...", flush=True)
+        print(f"orders: {clients} clients for {seconds:.0f} s ...", flush=True)
         latencies: list[float] = []
         outcomes: list[str] = []
+        before = await counters.read() if counters else None
         started = time.perf_counter()
         deadline = started + seconds
         await asyncio.gather(
@@ -103,9 +237,10 @@ async def run(url: str, staff_password: str, clients: int, seconds: float) -> di
             )
         )
         elapsed = time.perf_counter() - started
+        after = await counters.read() if counters else None
 
     completed = len(latencies)
-    return {
+    result: dict[str, Any] = {
         "clients": clients,
         "seconds": round(elapsed, 2),
         "orders_sent": len(outcomes),
@@ -118,123 +253,132 @@ async def run(url: str, staff_password: str, clients: int, seconds: float) -> di
         },
         "confirmed_share": round(outcomes.count("confirmed") / max(len(outcomes), 1), 4),
         "outcomes": {o: outcomes.count(o) for o in sorted(set(outcomes))},
-        "machine": {
-            "cpus": os.cpu_count(),
-            "platform": platform.platform(),
-            "python": platform.python_version(),
-        },
     }
+    if before is not None and after is not None:
+        result["cost"] = _per_order(before, after, len(outcomes))
+    return result
 
 
-async def _hammer(url: str, headers: dict[str, str], clients: int, seconds: float) -> list[float]:
-    """Latencies of back-to-back GETs from `clients` connections for `seconds`."""
-    latencies: list[float] = []
-    deadline = time.perf_counter() + seconds
-    connector = aiohttp.TCPConnector(limit=clients)
-    async with aiohttp.ClientSession(connector=connector) as session:
-
-        async def client() -> None:
-            while time.perf_counter() < deadline:
-                started = time.perf_counter()
-                async with session.get(url, headers=headers) as reply:
-                    await reply.read()
-                    if reply.status != 200:
-                        raise RuntimeError(f"{url} answered {reply.status}")
-                latencies.append(time.perf_counter() - started)
-
-        await asyncio.gather(*(client() for _ in range(clients)))
-    return latencies
+# --- Postgres connections -------------------------------------------------------------------
 
 
-def _summary(latencies: list[float], seconds: float) -> dict[str, float]:
-    return {
-        "requests_per_second": round(len(latencies) / seconds, 1),
-        "p50_ms": round(percentile(latencies, 50) * 1000, 2),
-        "p99_ms": round(percentile(latencies, 99) * 1000, 2),
-    }
+class ConnectionCount:
+    """Postgres connections to one database, sampled while the benchmark runs (the budget)."""
 
+    def __init__(self, database_url: str) -> None:
+        self.url = make_url(database_url)
+        self.peak = 0
 
-async def gateway_overhead(
-    stack: LocalStack, identity_secret: str, clients: int, seconds: float
-) -> dict[str, Any]:
-    async with httpx.AsyncClient(base_url=stack.url("gateway")) as gateway:
-        book_id = (await gateway.get("/api/books?size=1")).json()["data"][0]["id"]
-    via_gateway = f"{stack.url('gateway')}/api/books/{book_id}"
-    direct = f"{stack.url('inventory')}/books/{book_id}"
-    signer = IdentitySigner(identity_secret, ttl_seconds=120)
-    phases = 4
-    phase = seconds / phases
-    print(f"gateway overhead: {clients} clients, {phases} alternating phases ...", flush=True)
-    await _hammer(via_gateway, {}, clients, 1.0)  # warm-up
-    gateway_latencies: list[float] = []
-    direct_latencies: list[float] = []
-    for _ in range(phases // 2):
-        assertion = {ASSERTION_HEADER: signer.sign(user_id=None, roles=(), request_id=None)}
-        direct_latencies += await _hammer(direct, assertion, clients, phase)
-        gateway_latencies += await _hammer(via_gateway, {}, clients, phase)
-    half = seconds / 2
-    through, straight = _summary(gateway_latencies, half), _summary(direct_latencies, half)
-    return {
-        "clients": clients,
-        "via_gateway": through,
-        "direct": straight,
-        "throughput_ratio": round(
-            through["requests_per_second"] / straight["requests_per_second"], 3
-        ),
-        "added_p50_ms": round(through["p50_ms"] - straight["p50_ms"], 2),
-    }
+    async def now(self) -> int:
+        conn = await asyncpg.connect(
+            asyncpg_dsn(self.url.set(database="postgres").render_as_string(False))
+        )
+        try:
+            count: int = await conn.fetchval(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = $1", self.url.database
+            )
+        finally:
+            await conn.close()
+        return count
+
+    async def sample(self, every: float = 0.5) -> None:
+        while True:
+            self.peak = max(self.peak, await self.now())
+            await asyncio.sleep(every)
 
 
 async def with_own_stack(clients: int, seconds: float, only: str | None) -> dict[str, Any]:
     async with AsyncExitStack() as cleanup:
-        infra = cleanup.enter_context(provide_infra())
-        databases = Databases(infra)
-        cleanup.push_async_callback(databases.drop_all)
-        namespace = f"bookstore-bench-{databases.run_id}"
-        password = secrets.token_urlsafe(12)
-        identity_secret = secrets.token_hex(32)
-        stack = LocalStack(
-            log_dir=Path(tempfile.mkdtemp(prefix="bookstore-bench-")),
-            ports={app.name: free_port() for app in APPS},
-            env={
-                "DATABASE_URL": await databases.create("bench"),
-                "AMQP_URL": infra.amqp_url,
-                "BROKER_NAMESPACE": namespace,
-                "IDENTITY_SECRET": identity_secret,
-                "JWT_SECRET": secrets.token_hex(32),
-                "DEMO_PASSWORD": password,
-                "LOG_LEVEL": "WARNING",
-                "RATE_LIMIT_PER_IP": "1000000/minute",
-                "RATE_LIMIT_PER_PRINCIPAL": "1000000/minute",
-            },
+        stack, secret = await cleanup.enter_async_context(
+            standalone_stack("bench", env={"LOG_LEVEL": "WARNING"})
         )
-
-        async def remove_namespace() -> None:
-            broker = Broker(infra.amqp_url, namespace=namespace)
-            await broker.connect()
-            await broker.delete_namespace()
-            await broker.close()
-
-        cleanup.push_async_callback(remove_namespace)
-        print("starting the stack ...", flush=True)
-        await asyncio.to_thread(stack.migrate)
-        await asyncio.to_thread(stack.seed)
-        stack.start()
-        cleanup.callback(stack.stop)
-        await asyncio.to_thread(stack.wait_ready, 90.0)
         result: dict[str, Any] = {}
-        if only in (None, "gateway"):
-            result["gateway"] = await gateway_overhead(stack, identity_secret, clients, seconds)
-        if only in (None, "orders"):
-            result["orders"] = await run(stack.url("gateway"), password, clients, seconds)
+        database_url = stack.env["DATABASE_URL"]
+        connections = ConnectionCount(database_url)
+        sampler = asyncio.create_task(connections.sample())
+        try:
+            if only in (None, "catalog"):
+                result["catalog"] = await catalog(stack, secret, clients, seconds)
+            if only in (None, "orders"):
+                counters = DatabaseCounters(asyncpg_dsn(database_url))
+                result["orders"] = await orders(
+                    stack.url("gateway"), DEMO_PASSWORD, clients, seconds, counters
+                )
+        finally:
+            sampler.cancel()
+        result["postgres_connections"] = {
+            "peak": connections.peak,
+            "after": await connections.now(),
+            "budget": POSTGRES_BUDGET,
+        }
         return result
+
+
+# --- The table ------------------------------------------------------------------------------
+
+# (label, path into the result, unit, True if higher is better)
+FIGURES = (
+    (
+        "catalog by id, through the gateway",
+        "catalog.by_id.via_gateway.requests_per_second",
+        "req/s",
+        True,
+    ),
+    (
+        "catalog by id, straight to inventory",
+        "catalog.by_id.direct.requests_per_second",
+        "req/s",
+        True,
+    ),
+    (
+        "catalog by id, gateway, no cache hit",
+        "catalog.by_id.via_gateway_uncached.requests_per_second",
+        "req/s",
+        True,
+    ),
+    ("gateway, to direct throughput", "catalog.by_id.throughput_ratio", "", True),
+    ("gateway no cache hit, to direct", "catalog.by_id.uncached_throughput_ratio", "", True),
+    ("gateway adds at p50 (no cache hit)", "catalog.by_id.added_p50_ms", "ms", False),
+    ("catalog search, through the gateway", "catalog.search.requests_per_second", "req/s", True),
+    ("orders completed", "orders.orders_per_second", "/s", True),
+    ("order POST to final, p50", "orders.latency_ms.p50", "ms", False),
+    ("order POST to final, p99", "orders.latency_ms.p99", "ms", False),
+    ("orders confirmed", "orders.confirmed_share", "", True),
+    ("database transactions per order", "orders.cost.transactions_per_order", "", False),
+    ("rows written per order", "orders.cost.rows_written_per_order", "", False),
+    ("messages per order", "orders.cost.messages_per_order", "", False),
+    ("Postgres connections, peak", "postgres_connections.peak", "", False),
+)
+
+
+def _get(result: dict[str, Any], path: str) -> float | None:
+    node: Any = result
+    for key in path.split("."):
+        if not isinstance(node, dict) or key not in node:
+            return None
+        node = node[key]
+    return float(node) if isinstance(node, int | float) else None
+
+
+def table(result: dict[str, Any], baseline: dict[str, Any] | None) -> str:
+    rows = [f"{'':40} {'now':>12} {'baseline':>12} {'ratio':>7}"]
+    for label, path, unit, _ in FIGURES:
+        value = _get(result, path)
+        if value is None:
+            continue
+        before = _get(baseline, path) if baseline else None
+        ratio = f"{value / before:6.2f}x" if before else ""
+        shown = f"{value:g} {unit}".strip()
+        was = f"{before:g} {unit}".strip() if before is not None else ""
+        rows.append(f"{label:40} {shown:>12} {was:>12} {ratio:>7}")
+    return "\n".join(rows)
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m bookstore_testing.bench")
     parser.add_argument("--clients", type=int, default=16)
     parser.add_argument("--seconds", type=float, default=20.0)
-    parser.add_argument("--only", choices=["orders", "gateway"], help="one measurement only")
+    parser.add_argument("--only", choices=["orders", "catalog"], help="one measurement only")
     parser.add_argument("--url", help="orders against a running gateway instead of our own stack")
     parser.add_argument(
         "--password",
@@ -242,11 +386,16 @@ def main() -> int:
         help="the staff demo password of the running stack (with --url)",
     )
     parser.add_argument("--out", default="bench-results.json")
+    parser.add_argument(
+        "--save-baseline", action="store_true", help=f"also write the figures to {BASELINE.name}"
+    )
     args = parser.parse_args()
     if not 1 <= args.clients <= 256 or not 1 <= args.seconds <= 600:
         parser.error("--clients must be 1..256 and --seconds 1..600")
     if args.url:
-        result = {"orders": asyncio.run(run(args.url, args.password, args.clients, args.seconds))}
+        result = {
+            "orders": asyncio.run(orders(args.url, args.password, args.clients, args.seconds))
+        }
     else:
         result = asyncio.run(with_own_stack(args.clients, args.seconds, args.only))
     result["run_id"] = uuid.uuid4().hex[:8]
@@ -256,34 +405,21 @@ def main() -> int:
         "python": platform.python_version(),
     }
     Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
+    baseline = json.loads(BASELINE.read_text()) if BASELINE.exists() else None
     print()
-    if gateway := result.get("gateway"):
-        g, d = gateway["via_gateway"], gateway["direct"]
-        print(
-            f"GET /api/books/{{id}} with {gateway['clients']} clients:\n"
-            f"  via gateway:  {g['requests_per_second']} req/s, p50 {g['p50_ms']} ms, "
-            f"p99 {g['p99_ms']} ms\n"
-            f"  direct:       {d['requests_per_second']} req/s, p50 {d['p50_ms']} ms, "
-            f"p99 {d['p99_ms']} ms\n"
-            f"  gateway keeps {gateway['throughput_ratio']:.0%} of direct throughput, "
-            f"adds {gateway['added_p50_ms']} ms at p50",
-            flush=True,
-        )
-    if orders := result.get("orders"):
-        latency = orders["latency_ms"]
-        print(
-            f"orders completed: {orders['orders_final']} in {orders['seconds']} s "
-            f"= {orders['orders_per_second']} orders/s with {orders['clients']} clients\n"
-            f"  POST to final: p50 {latency['p50']} ms, p95 {latency['p95']} ms, "
-            f"p99 {latency['p99']} ms\n"
-            f"  confirmed: {orders['confirmed_share']:.1%}  {orders['outcomes']}",
-            flush=True,
-        )
+    print(table(result, baseline))
+    if orders_run := result.get("orders"):
+        print(f"outcomes: {orders_run['outcomes']}")
+    if pool := result.get("postgres_connections"):
+        print(f"Postgres connections after the run: {pool['after']} (budget {pool['budget']})")
     print(
         f"machine: {os.cpu_count()} CPUs, shared by the stack, broker, database and the load "
-        f"generator\nwritten to {args.out}",
+        f"generator; figures vary a few percent run to run\nwritten to {args.out}",
         flush=True,
     )
+    if args.save_baseline:
+        BASELINE.write_text(json.dumps(result, indent=2) + "\n")
+        print(f"saved as the baseline: {BASELINE}")
     return 0
 
 

@@ -1,6 +1,5 @@
 """Fixtures every test directory shares (registered as a pytest plugin by this package)."""
 
-import asyncio
 import importlib
 import secrets
 from collections.abc import AsyncIterator, Iterator
@@ -10,17 +9,16 @@ import httpx
 import pytest
 
 from bookstore_shared.messaging import Broker
-from bookstore_shared.stack import APPS, LocalStack
-from bookstore_testing.harness import free_port
+from bookstore_shared.stack import LocalStack
 from bookstore_testing.infra import Databases, Infra, provide_infra
+from bookstore_testing.shop import eventually
+from bookstore_testing.stacks import STACK_PURPOSES, delete_namespace, running_stack
 
 # The top-level folder `gateway/` holds the package `gateway/gateway`. Under
 # --import-mode=importlib pytest names `gateway/tests/conftest.py` "gateway.tests.conftest"
 # and would invent an empty `gateway` parent module, hiding the real package; importing the
 # real one first makes pytest hang the test modules under it instead.
 importlib.import_module("gateway")
-
-DEMO_PASSWORD = "e2e-demo-password"  # noqa: S105 - test accounts only
 
 
 @pytest.fixture(scope="session")
@@ -41,13 +39,8 @@ async def broker_namespace(databases: Databases, infra: Infra) -> AsyncIterator[
     """This run's prefix for queue and exchange names; they are all deleted at the end."""
     namespace = f"bookstore-test-{databases.run_id}"
     yield namespace
-    for ns in (namespace, f"{namespace}-e2e"):
-        broker = Broker(infra.amqp_url, namespace=ns)
-        await broker.connect()
-        try:
-            await broker.delete_namespace()
-        finally:
-            await broker.close()
+    for ns in (namespace, *(f"{namespace}-{purpose}" for purpose in STACK_PURPOSES)):
+        await delete_namespace(infra, ns)
 
 
 @pytest.fixture(scope="session")
@@ -85,34 +78,16 @@ async def stack(
     identity_secret: str,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> AsyncIterator[LocalStack]:
-    """The gateway and the three apps as real processes on free ports, migrated and seeded."""
-    database_url = await databases.create("e2e")
-    running = LocalStack(
+    """The stack most end-to-end tests share: one process of each app."""
+    async with running_stack(
+        databases=databases,
+        infra=infra,
+        namespace=f"{broker_namespace}-e2e",  # one of STACK_PURPOSES
+        identity_secret=identity_secret,
         log_dir=tmp_path_factory.mktemp("stack-logs"),
-        ports={app.name: free_port() for app in APPS},
-        env={
-            "DATABASE_URL": database_url,
-            "AMQP_URL": infra.amqp_url,
-            "BROKER_NAMESPACE": f"{broker_namespace}-e2e",
-            "IDENTITY_SECRET": identity_secret,
-            "JWT_SECRET": secrets.token_hex(32),
-            "DEMO_PASSWORD": DEMO_PASSWORD,
-            "PYTHONUNBUFFERED": "1",
-            # The suite sends far more than a person would; limits have tests of their own.
-            "RATE_LIMIT_PER_IP": "1000000/minute",
-            "RATE_LIMIT_PER_PRINCIPAL": "1000000/minute",
-            "LOGIN_FAILURES_PER_ACCOUNT": "1000000/minute",
-            "LOGIN_FAILURES_PER_IP": "1000000/minute",
-        },
-    )
-    try:
-        await asyncio.to_thread(running.migrate)
-        await asyncio.to_thread(running.seed)
-        running.start()
-        await asyncio.to_thread(running.wait_ready, 90.0)
+        purpose="e2e",
+    ) as running:
         yield running
-    finally:
-        running.stop()
 
 
 @pytest.fixture(scope="session")
@@ -122,9 +97,21 @@ async def gateway(stack: LocalStack) -> AsyncIterator[httpx.AsyncClient]:
 
 
 @pytest.fixture(scope="session")
-async def e2e_broker(stack: LocalStack, infra: Infra) -> AsyncIterator[Broker]:
-    """A connection to the stack's broker namespace, to publish or inspect messages directly."""
+async def _e2e_broker(stack: LocalStack, infra: Infra) -> AsyncIterator[Broker]:
     broker = Broker(infra.amqp_url, namespace=stack.env["BROKER_NAMESPACE"])
     await broker.connect()
     yield broker
     await broker.close()
+
+
+@pytest.fixture
+async def e2e_broker(_e2e_broker: Broker) -> Broker:
+    """A connection to the stack's broker namespace, to publish or inspect messages directly;
+    connected again first if a test restarted the broker."""
+
+    async def connected() -> bool:
+        connection = _e2e_broker.connection
+        return not connection.is_closed and connection.transport is not None
+
+    await eventually(connected, within=60, what="the test's broker connection to be back")
+    return _e2e_broker

@@ -94,6 +94,31 @@ class Shop:
         ).json()
         return saga
 
+    async def step_reaching(
+        self, order_id: str, who: dict[str, str], name: str, status: str, *, within: float
+    ) -> dict[str, Any]:
+        """The saga step `name` of the order, once it has reached `status`."""
+
+        async def reached() -> dict[str, Any] | None:
+            saga = await self.saga(order_id, who)
+            step = next((s for s in saga["steps"] if s["name"] == name), None)
+            return step if step and step["status"] == status else None
+
+        return await eventually(reached, within=within, what=f"{name} to be {status}")
+
+    async def delivery_of(self, order_id: str) -> str:
+        """The id of the order's delivery (as staff see it)."""
+        found = (
+            await self.gateway.get(f"/api/deliveries?order_id={order_id}", headers=self.staff)
+        ).json()
+        delivery_id: str = found["data"][0]["id"]
+        return delivery_id
+
+    async def advance_delivery(self, delivery_id: str, status: str) -> httpx.Response:
+        return await self.gateway.post(
+            f"/api/deliveries/{delivery_id}/status", json={"status": status}, headers=self.staff
+        )
+
     async def wait_final(
         self, order_id: str, who: dict[str, str], within: float = 30
     ) -> dict[str, Any]:

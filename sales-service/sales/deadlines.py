@@ -1,0 +1,109 @@
+"""Saga deadlines: a command nobody answered in time is sent again, and after its last try
+treated as failed (assuming the worst of it, so compensation undoes it if it did happen).
+
+Replicas sweep side by side: each overdue step is taken in a transaction of its own with its
+order locked, and looked at again once locked, so a step another replica has just resent (or
+that was answered meanwhile) is left alone, and one step that fails holds up no other.
+"""
+
+import uuid
+from datetime import timedelta
+
+import structlog
+from sqlalchemy import select
+
+from bookstore_shared.columns import utcnow
+from bookstore_shared.db import Database
+from bookstore_shared.messages import MESSAGE_TYPES
+from bookstore_shared.outbox import Outbox
+from sales.models import (
+    CancelReason,
+    DeliveryState,
+    PaymentState,
+    SagaStep,
+    StepKind,
+    StepStatus,
+    StockState,
+)
+from sales.saga import Saga, fail, lock_order
+
+log = structlog.get_logger(__name__)
+
+# When an action never gets an answer, assume the worst of it, so compensation undoes it.
+_ASSUME_DONE = {
+    "reserve_stock": ("stock_state", StockState.HELD),
+    "authorize_payment": ("payment_state", PaymentState.AUTHORIZED),
+    "schedule_delivery": ("delivery_state", DeliveryState.SCHEDULED),
+    "commit_stock": ("stock_state", StockState.COMMITTED),
+}
+
+
+async def handle_overdue_steps(
+    db: Database,
+    *,
+    outbox: Outbox,
+    step_timeout: timedelta,
+    max_attempts: int,
+    limit: int = 50,
+) -> int:
+    """Resend commands nobody answered in time; after `max_attempts`, compensate instead.
+    Returns how many overdue steps this round acted on."""
+    async with db.unit_of_work() as session:
+        overdue = (
+            await session.execute(
+                select(SagaStep.id, SagaStep.order_id)
+                .where(SagaStep.status == StepStatus.SENT, SagaStep.deadline_at < utcnow())  # type: ignore[arg-type]
+                .order_by(SagaStep.deadline_at)
+                .limit(limit)
+            )
+        ).all()
+    acted = 0
+    for step_id, order_id in overdue:
+        try:
+            acted += await _handle_overdue_step(
+                db,
+                step_id=step_id,
+                order_id=order_id,
+                outbox=outbox,
+                step_timeout=step_timeout,
+                max_attempts=max_attempts,
+            )
+        except Exception:
+            log.exception("saga_deadline_failed", order_id=str(order_id), step_id=str(step_id))
+    return acted
+
+
+async def _handle_overdue_step(
+    db: Database,
+    *,
+    step_id: uuid.UUID,
+    order_id: uuid.UUID,
+    outbox: Outbox,
+    step_timeout: timedelta,
+    max_attempts: int,
+) -> int:
+    async with db.unit_of_work() as session:
+        order = await lock_order(session, order_id)  # the order first, as every handler does
+        step = await session.get(SagaStep, step_id, with_for_update=True)
+        if order is None or step is None:
+            return 0
+        if step.status != StepStatus.SENT or step.deadline_at >= utcnow():
+            return 0  # answered, or resent by another replica, since it was picked
+        saga = Saga(session, outbox, step_timeout)
+        if step.kind == StepKind.COMPENSATION or step.attempts < max_attempts:
+            command = MESSAGE_TYPES[step.command_type].model_validate(step.command)
+            envelope = await outbox.add(session, command)
+            step.command_message_id = envelope.message_id
+            step.attempts += 1
+            step.deadline_at = utcnow() + step_timeout * step.attempts
+            log.warning(
+                "saga_step_resent", order_id=str(order_id), step=step.name, attempts=step.attempts
+            )
+            return 1
+        step.status, step.answered_at = StepStatus.TIMED_OUT, utcnow()
+        field, assumed = _ASSUME_DONE[step.name]
+        setattr(order, field, assumed)
+        log.warning("saga_step_timed_out", order_id=str(order_id), step=step.name)
+        await fail(saga, order, CancelReason.EXPIRED, {"reason": f"{step.name} got no answer"})
+        await saga.save(order)
+        return 1

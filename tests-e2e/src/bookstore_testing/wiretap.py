@@ -1,0 +1,58 @@
+"""A wiretap on the broker: a private queue that also receives every message of some types, to
+see what the apps say to each other about an order."""
+
+import asyncio
+import json
+import uuid
+from types import TracebackType
+from typing import Any
+
+import aio_pika
+
+from bookstore_shared.messaging import Broker
+
+
+class Wiretap:
+    def __init__(self, broker: Broker, *message_types: str) -> None:
+        self.broker = broker
+        self.message_types = message_types
+        self._channel: aio_pika.abc.AbstractChannel | None = None
+        self._queue: aio_pika.abc.AbstractQueue | None = None
+
+    async def __aenter__(self) -> "Wiretap":
+        self._channel = await self.broker.connection.channel()
+        self._queue = await self._channel.declare_queue(exclusive=True, auto_delete=True)
+        exchange = await self._channel.get_exchange(self.broker.exchange_name)
+        for message_type in self.message_types:
+            await self._queue.bind(exchange, routing_key=message_type)
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._channel is not None:
+            await self._channel.close()
+
+    async def heard(self, order_id: uuid.UUID, *, quiet_for: float) -> list[tuple[str, Any]]:
+        """(type, payload) of each message about `order_id`, in arrival order, until none has
+        come for `quiet_for` seconds."""
+        assert self._queue is not None, "use it as `async with Wiretap(...)`"
+        seen: list[tuple[str, Any]] = []
+        loop = asyncio.get_running_loop()
+        last = loop.time()
+        while loop.time() - last < quiet_for:
+            message = await self._queue.get(fail=False)
+            if message is None:
+                await asyncio.sleep(0.05)
+                continue
+            await message.ack()
+            if message.correlation_id == str(order_id):
+                seen.append((message.type or "", json.loads(message.body)["payload"]))
+                last = loop.time()
+        return seen
+
+    async def types_heard(self, order_id: uuid.UUID, *, quiet_for: float) -> list[str]:
+        return [kind for kind, _ in await self.heard(order_id, quiet_for=quiet_for)]

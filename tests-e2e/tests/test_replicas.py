@@ -1,0 +1,206 @@
+"""Two replicas of sales and of inventory behind one gateway: one replica is restarted or
+killed while customers keep ordering."""
+
+import asyncio
+import signal
+import time
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+import httpx
+import pytest
+
+from bookstore_shared.messaging import Broker
+from bookstore_shared.stack import LocalStack
+from bookstore_testing.infra import Databases, Infra
+from bookstore_testing.shop import Shop, eventually
+from bookstore_testing.stacks import DEMO_PASSWORD, running_stack
+from bookstore_testing.wiretap import Wiretap
+
+pytestmark = pytest.mark.e2e
+CLIENTS = 16
+STOCK = 10_000
+
+
+@pytest.fixture(scope="module")
+async def replicated(
+    databases: Databases,
+    infra: Infra,
+    broker_namespace: str,
+    identity_secret: str,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> AsyncIterator[LocalStack]:
+    async with running_stack(
+        databases=databases,
+        infra=infra,
+        namespace=f"{broker_namespace}-replicas",
+        identity_secret=identity_secret,
+        log_dir=tmp_path_factory.mktemp("replica-logs"),
+        purpose="replicas",
+        replicas={"sales": 2, "inventory": 2},
+    ) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+async def shop(replicated: LocalStack) -> AsyncIterator[Shop]:
+    limits = httpx.Limits(max_connections=CLIENTS + 8)
+    async with httpx.AsyncClient(
+        base_url=replicated.url("gateway"), timeout=60, limits=limits
+    ) as gateway:
+        token = await gateway.post(
+            "/api/auth/token",
+            data={"username": "staff@bookstore.local", "password": DEMO_PASSWORD},
+        )
+        yield Shop(gateway, {"Authorization": f"Bearer {token.json()['access_token']}"})
+
+
+@dataclass
+class Answer:
+    sent_at: float
+    status: int
+    body: str
+
+
+@dataclass
+class OrderLoad:
+    """CLIENTS customers, each placing one order after another (with an Idempotency-Key and
+    `Prefer: wait`, as a careful client does) until told to stop."""
+
+    shop: Shop
+    books: list[str]
+    customers: list[dict[str, str]]
+    answers: list[Answer] = field(default_factory=list)
+    stop: asyncio.Event = field(default_factory=asyncio.Event)
+    clients: list[asyncio.Task[None]] = field(default_factory=list)
+
+    def start(self) -> None:
+        self.clients = [asyncio.create_task(self._client(n)) for n in range(CLIENTS)]
+
+    async def finish(self) -> None:
+        """Stop ordering, and wait for the orders already sent to be answered."""
+        self.stop.set()
+        await asyncio.gather(*self.clients)
+
+    async def _client(self, n: int) -> None:
+        turn = n
+        while not self.stop.is_set():
+            turn += 1
+            sent_at = time.monotonic()
+            reply = await self.shop.place_order(
+                self.customers[n],
+                [(self.books[turn % len(self.books)], 1)],
+                key=uuid.uuid4().hex,
+                wait=30,
+            )
+            self.answers.append(Answer(sent_at, reply.status_code, reply.text[:300]))
+
+    async def run_until(self, more: int, *, within: float) -> None:
+        """Keep ordering until `more` answers beyond those so far have come back."""
+        target = len(self.answers) + more
+
+        async def enough() -> bool:
+            return len(self.answers) >= target
+
+        await eventually(enough, within=within, what=f"{more} more orders answered")
+
+    def failures(self) -> list[Answer]:
+        return [a for a in self.answers if not 200 <= a.status < 300]
+
+
+@pytest.fixture
+async def load(shop: Shop) -> AsyncIterator[OrderLoad]:
+    books = [await shop.new_book(stock=STOCK) for _ in range(4)]
+    customers = [await shop.new_customer() for _ in range(CLIENTS)]
+    running = OrderLoad(shop, books, customers)
+    running.start()
+    yield running
+    await running.finish()
+
+
+async def _every_order_final_and_stock_whole(load: OrderLoad) -> None:
+    for customer in load.customers:
+        orders = (await load.shop.gateway.get("/api/orders?size=100", headers=customer)).json()
+        assert orders["count"] <= 100
+        for order in orders["data"]:
+            final = await load.shop.wait_final(order["id"], customer, within=60)
+            assert final["status"] in {"confirmed", "cancelled"}
+    for book in load.books:
+        available, reserved, sold = await load.shop.counts(book)
+        assert reserved == 0
+        assert available + sold == STOCK
+
+
+async def test_sales_replica_restarted_with_sigterm_fails_no_request(
+    replicated: LocalStack, load: OrderLoad
+) -> None:
+    await load.run_until(30, within=60)
+    before = replicated.pid("sales-2")
+    await asyncio.to_thread(replicated.restart, "sales-2")  # SIGTERM, drain, start again
+    assert replicated.pid("sales-2") != before
+    await load.run_until(60, within=60)
+    await load.finish()
+    assert load.failures() == []
+    await _every_order_final_and_stock_whole(load)
+
+
+async def test_sales_replica_killed_fails_only_requests_in_flight_there(
+    replicated: LocalStack, load: OrderLoad
+) -> None:
+    await load.run_until(30, within=60)
+    killed_at = time.monotonic()
+    replicated.signal("sales-2", signal.SIGKILL)
+
+    async def gone() -> bool:
+        return "sales-2" in replicated.exited()
+
+    await eventually(gone, within=10, what="sales-2 to die")
+    await load.run_until(60, within=60)  # the gateway keeps ordering through sales
+    await asyncio.to_thread(replicated.restart, "sales-2")
+    await load.run_until(30, within=60)
+    await load.finish()
+    failed = load.failures()
+    # At most one request per client was on its way when the replica died; none sent later
+    # may fail.
+    assert len(failed) <= CLIENTS, failed[:3]
+    assert all(a.sent_at < killed_at for a in failed), failed[:3]
+    assert {a.status for a in failed} <= {503}, failed[:3]
+    await _every_order_final_and_stock_whole(load)
+
+
+@pytest.fixture
+async def replicas_broker(replicated: LocalStack, infra: Infra) -> AsyncIterator[Broker]:
+    broker = Broker(infra.amqp_url, namespace=replicated.env["BROKER_NAMESPACE"])
+    await broker.connect()
+    yield broker
+    await broker.close()
+
+
+async def test_two_sales_sweepers_resend_an_overdue_step_once_per_deadline(
+    replicated: LocalStack, shop: Shop, replicas_broker: Broker
+) -> None:
+    fast = {"SAGA_STEP_TIMEOUT_SECONDS": "1", "SAGA_STEP_MAX_ATTEMPTS": "3"}
+    for name in ("sales", "sales-2"):
+        await asyncio.to_thread(replicated.restart, name, fast)
+    await asyncio.to_thread(replicated.stop_app, "delivery")  # nobody answers ScheduleDelivery
+    try:
+        book = await shop.new_book(stock=1)
+        customer = await shop.new_customer()
+        async with Wiretap(replicas_broker, "ScheduleDelivery") as tap:
+            order = (await shop.place_order(customer, [(book, 1)], wait=None)).json()
+
+            step = await shop.step_reaching(
+                order["id"], customer, "schedule_delivery", "timed_out", within=30
+            )
+            sent = await tap.types_heard(uuid.UUID(order["id"]), quiet_for=2)
+        # Both replicas swept all along, yet each deadline led to one resend only.
+        assert step["attempts"] == 3
+        assert sent == ["ScheduleDelivery"] * 3
+    finally:
+        await asyncio.to_thread(replicated.restart, "delivery")
+        for name in ("sales", "sales-2"):
+            await asyncio.to_thread(replicated.restart, name)
+    final = await shop.wait_final(order["id"], customer, within=60)
+    assert (final["status"], final["cancel_reason"]) == ("cancelled", "expired")
+    assert await shop.counts(book) == (1, 0, 0)
