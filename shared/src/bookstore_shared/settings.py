@@ -16,8 +16,10 @@ class ServiceSettings(BaseSettings):
     # The Postgres budget: each process holds at most db_pool_size + db_max_overflow
     # connections (and sales one more for LISTEN). The defaults keep one replica of every app
     # within 40, so two replicas of each fit in Postgres' default max_connections of 100.
-    db_pool_size: int = 5
-    db_max_overflow: int = 3
+    # Connections are opened as needed and then kept: an overflow connection is closed when
+    # it comes back, so under a steady load overflow means a new backend every few requests.
+    db_pool_size: int = 8
+    db_max_overflow: int = 0
     # A request or message waits this long for a pooled connection, then gets a 503.
     db_pool_timeout_seconds: float = 5.0
     # Server-side limits on every statement and every lock wait (milliseconds).
