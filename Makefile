@@ -53,11 +53,11 @@ migrate: $(VENV_STAMP) ## create the database if needed and migrate every app's 
 seed: $(VENV_STAMP) ## load the demo catalog and demo users (idempotent)
 	@for app in $(APPS); do $(RUN) python -m $$app seed || exit 1; done
 
-up: ## the stack in containers (needs Docker and a .env: see deploy/compose.env.example)
-	docker compose up --build
+up: ## the stack in containers with the demo data (needs Docker; writes .env with fresh secrets if missing)
+	@deploy/up.sh
 
-down: ## stop the containers
-	docker compose down
+down: ## stop the containers (the data volumes stay; docker compose down -v removes them too)
+	@docker compose --profile demo down --remove-orphans
 
 clean: ## remove the virtualenv, caches and run logs
 	rm -rf .venv .run .pytest_cache .ruff_cache .mypy_cache

@@ -1,4 +1,4 @@
-"""docker compose can't run here (no engine), so its promises are checked on the file itself."""
+"""docker compose's promises, checked on the file itself."""
 
 import re
 from pathlib import Path
@@ -92,3 +92,20 @@ def test_compose_starts_every_long_running_service_again_after_a_crash(
         if not name.endswith("-migrate") and "demo" not in service.get("profiles", [])
     }
     assert {n for n, s in long_running.items() if s.get("restart") != "unless-stopped"} == set()
+
+
+def test_compose_publishes_on_loopback_away_from_the_hosts_own_ports(
+    compose: dict[str, Any],
+) -> None:
+    (published,) = compose["services"]["gateway"]["ports"]
+    bind, host_port, container_port = re.fullmatch(
+        r"\$\{GATEWAY_BIND:-([^}]*)\}:\$\{GATEWAY_PORT:-(\d+)\}:(\d+)", published
+    ).groups()  # type: ignore[union-attr]
+    assert bind == "127.0.0.1"
+    assert int(host_port) not in {5432, 5672, 6379, 8000, 8001, 8002, 8003}
+    assert container_port == "8000"
+
+
+def test_compose_gives_each_migration_what_its_settings_require(compose: dict[str, Any]) -> None:
+    # The gateway's settings refuse to load in production without JWT_SECRET, migrate or not.
+    assert "JWT_SECRET" in compose["services"]["gateway-migrate"]["environment"]

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import uvicorn
+from pydantic import ValidationError
 from sqlalchemy import Table
 
 from bookstore_shared import migrations
@@ -38,6 +39,14 @@ class ServiceDefinition:
     # FORWARDED_ALLOW_IPS (uvicorn's own setting) names a proxy in front of it. Apps behind
     # the gateway take the gateway's headers.
     edge: bool = False
+
+
+def _settings_problem(exc: ValidationError) -> str:
+    """The first thing wrong with the settings, in one line, named as its variable."""
+    error = exc.errors()[0]
+    where = "_".join(str(part) for part in error["loc"]).upper()
+    message = error["msg"].removeprefix("Value error, ")
+    return f"{where}: {message}" if where else message
 
 
 def _fail(message: str) -> int:
@@ -141,7 +150,10 @@ def main(service: ServiceDefinition, argv: list[str] | None = None) -> int:
     serve.add_argument("--workers", type=int, default=1)
     args = parser.parse_args(argv)
 
-    settings = service.settings()
+    try:
+        settings = service.settings()
+    except ValidationError as exc:
+        return _fail(f"{service.name}: configuration: {_settings_problem(exc)}")
     if args.command == "migrate":
         return _migrate(service, settings)
     if args.command == "seed":
