@@ -3,6 +3,9 @@
 Testcontainers starts both where a Docker engine answers; otherwise TEST_DATABASE_URL and
 TEST_AMQP_URL (or the local defaults) are used. Either way every run works in databases and
 broker names of its own, so runs never see each other's data.
+
+On the Docker host itself containers are reached at 127.0.0.1 (no settings needed, even where
+/.dockerenv exists); an image that cannot be had stops the run at once with one line.
 """
 
 import contextlib
@@ -10,6 +13,7 @@ import os
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import asyncpg
 from sqlalchemy import make_url
@@ -39,6 +43,52 @@ def _docker_answers() -> bool:
     return True
 
 
+POSTGRES_IMAGE = "postgres:16-alpine"
+RABBITMQ_IMAGE = "rabbitmq:3.13-management-alpine"
+LOOPBACK = "127.0.0.1"
+
+
+class InfraUnavailable(RuntimeError):
+    """The test services cannot be had: the message says what to do instead, in one line."""
+
+
+def _ensure_images(*images: str) -> None:
+    import docker
+    from docker.errors import DockerException, ImageNotFound
+
+    client = docker.from_env(timeout=120)
+    for image in images:
+        try:
+            client.images.get(image)
+            continue
+        except ImageNotFound:
+            pass
+        try:
+            client.images.pull(image)
+        except DockerException as exc:
+            raise InfraUnavailable(
+                f"Docker answers but the image {image} cannot be had ({type(exc).__name__}); "
+                "run against running services instead: TEST_DATABASE_URL=postgresql+asyncpg://"
+                "user@host:5432/postgres TEST_AMQP_URL=amqp://user:pass@host:5672/"
+            ) from None
+
+
+def _reach_containers_from_the_docker_host() -> None:
+    """On the machine the engine runs on, reach containers at their published ports there.
+
+    testcontainers takes a host with /.dockerenv for a container and looks for the bridge's
+    gateway, which fails where ports are published on loopback only (as here). A host that
+    has the engine's bridge (docker0) in its own network namespace is the Docker host, not
+    a container; an explicit TESTCONTAINERS_HOST_OVERRIDE / TC_HOST or connection mode wins."""
+    from testcontainers.core.config import ConnectionMode, testcontainers_config
+
+    if testcontainers_config.tc_host_override or testcontainers_config.connection_mode_override:
+        return
+    if Path("/sys/class/net/docker0").exists():
+        testcontainers_config.tc_host_override = LOOPBACK
+        testcontainers_config.connection_mode_override = ConnectionMode.docker_host
+
+
 @contextlib.contextmanager
 def provide_infra() -> Iterator[Infra]:
     if not _docker_answers():
@@ -51,9 +101,11 @@ def provide_infra() -> Iterator[Infra]:
     from testcontainers.postgres import PostgresContainer
     from testcontainers.rabbitmq import RabbitMqContainer
 
+    _ensure_images(POSTGRES_IMAGE, RABBITMQ_IMAGE)
+    _reach_containers_from_the_docker_host()
     with (
-        PostgresContainer("postgres:16-alpine", driver="asyncpg") as pg,
-        RabbitMqContainer("rabbitmq:3.13-management-alpine") as mq,
+        PostgresContainer(POSTGRES_IMAGE, driver="asyncpg") as pg,
+        RabbitMqContainer(RABBITMQ_IMAGE) as mq,
     ):
         amqp = (
             f"amqp://{mq.username}:{mq.password}@{mq.get_container_host_ip()}:"

@@ -1,5 +1,6 @@
 """Fixtures every test directory shares (registered as a pytest plugin by this package)."""
 
+import contextlib
 import importlib
 import secrets
 from collections.abc import AsyncIterator, Iterator
@@ -10,7 +11,7 @@ import pytest
 
 from bookstore_shared.messaging import Broker
 from bookstore_shared.stack import LocalStack
-from bookstore_testing.infra import Databases, Infra, provide_infra
+from bookstore_testing.infra import Databases, Infra, InfraUnavailable, provide_infra
 from bookstore_testing.shop import eventually
 from bookstore_testing.stacks import STACK_PURPOSES, delete_namespace, running_stack
 
@@ -23,7 +24,11 @@ importlib.import_module("gateway")
 
 @pytest.fixture(scope="session")
 def infra() -> Iterator[Infra]:
-    with provide_infra() as found:
+    with contextlib.ExitStack() as cleanup:
+        try:
+            found = cleanup.enter_context(provide_infra())
+        except InfraUnavailable as exc:
+            pytest.exit(f"test services: {exc}", returncode=3)
         yield found
 
 
