@@ -98,8 +98,8 @@ def provide_infra() -> Iterator[Infra]:
             source="local",
         )
         return
-    from testcontainers.postgres import PostgresContainer
-    from testcontainers.rabbitmq import RabbitMqContainer
+    from testcontainers.community.postgres import PostgresContainer
+    from testcontainers.community.rabbitmq import RabbitMqContainer
 
     _ensure_images(POSTGRES_IMAGE, RABBITMQ_IMAGE)
     _reach_containers_from_the_docker_host()

@@ -39,8 +39,13 @@ class Wiretap:
     async def heard(self, order_id: uuid.UUID, *, quiet_for: float) -> list[tuple[str, Any]]:
         """(type, payload) of each message about `order_id`, in arrival order, until none has
         come for `quiet_for` seconds."""
+        return [(kind, payload) for _, kind, payload in await self.copies(order_id, quiet_for)]
+
+    async def copies(self, order_id: uuid.UUID, quiet_for: float) -> list[tuple[str, str, Any]]:
+        """(message id, type, payload) of every copy heard about `order_id`: the outbox may
+        publish a message twice (the receivers' inboxes drop the copy)."""
         assert self._queue is not None, "use it as `async with Wiretap(...)`"
-        seen: list[tuple[str, Any]] = []
+        seen: list[tuple[str, str, Any]] = []
         loop = asyncio.get_running_loop()
         last = loop.time()
         while loop.time() - last < quiet_for:
@@ -50,7 +55,8 @@ class Wiretap:
                 continue
             await message.ack()
             if message.correlation_id == str(order_id):
-                seen.append((message.type or "", json.loads(message.body)["payload"]))
+                body = json.loads(message.body)
+                seen.append((message.message_id or "", message.type or "", body["payload"]))
                 last = loop.time()
         return seen
 
