@@ -5,7 +5,6 @@ Runs where a Docker engine with Compose v2 answers (`make up`'s prerequisites); 
 is skipped, saying why. Bounded: about three minutes with the images built before.
 """
 
-import asyncio
 import secrets
 import shutil
 import socket
@@ -13,13 +12,14 @@ import subprocess
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
 
-from bookstore_testing.shop import Shop, eventually
+from bookstore_testing.load import OrderLoad
+from bookstore_testing.shop import Shop
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.compose
@@ -136,62 +136,28 @@ async def shop(compose_stack: ComposeStack) -> AsyncIterator[Shop]:
         yield Shop(gateway, {"Authorization": f"Bearer {token.json()['access_token']}"})
 
 
-@dataclass
-class Load:
-    shop: Shop
-    books: list[str]
-    customers: list[dict[str, str]]
-    answers: list[tuple[float, int, str]] = field(default_factory=list)
-    stop: asyncio.Event = field(default_factory=asyncio.Event)
-
-    async def client(self, n: int) -> None:
-        turn = n
-        while not self.stop.is_set():
-            turn += 1
-            sent_at = time.monotonic()
-            try:
-                reply = await self.shop.place_order(
-                    self.customers[n],
-                    [(self.books[turn % len(self.books)], 1)],
-                    key=uuid.uuid4().hex,
-                    wait=30,
-                )
-                self.answers.append((sent_at, reply.status_code, reply.text[:200]))
-            except httpx.TransportError as exc:
-                self.answers.append((sent_at, 0, repr(exc)))
-
-    async def until(self, more: int, *, within: float) -> None:
-        target = len(self.answers) + more
-
-        async def enough() -> bool:
-            return len(self.answers) >= target
-
-        await eventually(enough, within=within, what=f"{more} more orders answered")
-
-
 async def test_two_replicas_each_survive_a_killed_sales_and_inventory(
     compose_stack: ComposeStack, shop: Shop
 ) -> None:
     books = [await shop.new_book(stock=STOCK) for _ in range(3)]
     customers = [await shop.new_customer() for _ in range(CLIENTS)]
-    load = Load(shop, books, customers)
-    clients = [asyncio.create_task(load.client(n)) for n in range(CLIENTS)]
+    load = OrderLoad(shop, books, customers)
+    load.start()
     try:
-        await load.until(20, within=90)
+        await load.run_until(20, within=90)
         killed_at = time.monotonic()
         compose_stack.kill("sales-service", 2)
         compose_stack.kill("inventory-service", 2)
-        await load.until(40, within=120)  # the survivors carry on
+        await load.run_until(40, within=120)  # the survivors carry on
     finally:
-        load.stop.set()
-        await asyncio.gather(*clients)
+        await load.finish()
 
-    failed = [a for a in load.answers if not 200 <= a[1] < 300]
+    failed = load.failures()
     # Only a request on its way to a killed replica may fail, and it fails cleanly: sent
     # before the kill, or while the gateway's DNS answer (kept 10 s) still named the replica.
     assert len(failed) <= CLIENTS, failed[:3]
-    assert all(sent_at < killed_at + 15 for sent_at, _, _ in failed), failed[:3]
-    assert all(code in (409, 502, 503, 504) for _, code, _ in failed), failed[:3]
+    assert all(a.sent_at < killed_at + 15 for a in failed), failed[:3]
+    assert all(a.status in (409, 502, 503, 504) for a in failed), failed[:3]
     placed = 0
     for customer in customers:
         mine = (await shop.gateway.get("/api/orders?size=100", headers=customer)).json()

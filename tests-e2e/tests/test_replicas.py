@@ -6,7 +6,6 @@ import signal
 import time
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 
 import httpx
 import pytest
@@ -14,6 +13,7 @@ import pytest
 from bookstore_shared.messaging import Broker
 from bookstore_shared.stack import LocalStack
 from bookstore_testing.infra import Databases, Infra
+from bookstore_testing.load import OrderLoad
 from bookstore_testing.shop import Shop, eventually
 from bookstore_testing.stacks import DEMO_PASSWORD, running_stack
 from bookstore_testing.wiretap import Wiretap
@@ -54,59 +54,6 @@ async def shop(replicated: LocalStack) -> AsyncIterator[Shop]:
             data={"username": "staff@bookstore.local", "password": DEMO_PASSWORD},
         )
         yield Shop(gateway, {"Authorization": f"Bearer {token.json()['access_token']}"})
-
-
-@dataclass
-class Answer:
-    sent_at: float
-    status: int
-    body: str
-
-
-@dataclass
-class OrderLoad:
-    """CLIENTS customers, each placing one order after another (with an Idempotency-Key and
-    `Prefer: wait`, as a careful client does) until told to stop."""
-
-    shop: Shop
-    books: list[str]
-    customers: list[dict[str, str]]
-    answers: list[Answer] = field(default_factory=list)
-    stop: asyncio.Event = field(default_factory=asyncio.Event)
-    clients: list[asyncio.Task[None]] = field(default_factory=list)
-
-    def start(self) -> None:
-        self.clients = [asyncio.create_task(self._client(n)) for n in range(CLIENTS)]
-
-    async def finish(self) -> None:
-        """Stop ordering, and wait for the orders already sent to be answered."""
-        self.stop.set()
-        await asyncio.gather(*self.clients)
-
-    async def _client(self, n: int) -> None:
-        turn = n
-        while not self.stop.is_set():
-            turn += 1
-            sent_at = time.monotonic()
-            reply = await self.shop.place_order(
-                self.customers[n],
-                [(self.books[turn % len(self.books)], 1)],
-                key=uuid.uuid4().hex,
-                wait=30,
-            )
-            self.answers.append(Answer(sent_at, reply.status_code, reply.text[:300]))
-
-    async def run_until(self, more: int, *, within: float) -> None:
-        """Keep ordering until `more` answers beyond those so far have come back."""
-        target = len(self.answers) + more
-
-        async def enough() -> bool:
-            return len(self.answers) >= target
-
-        await eventually(enough, within=within, what=f"{more} more orders answered")
-
-    def failures(self) -> list[Answer]:
-        return [a for a in self.answers if not 200 <= a.status < 300]
 
 
 @pytest.fixture

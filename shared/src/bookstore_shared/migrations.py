@@ -4,10 +4,10 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
-from alembic import command
+from alembic import command, op
 from alembic.config import Config
 from alembic.runtime.environment import EnvironmentContext
-from sqlalchemy import MetaData, Table, pool, text
+from sqlalchemy import Column, DateTime, MetaData, Table, pool, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
@@ -80,3 +80,33 @@ def run_migrations(context: EnvironmentContext, *, schema: str, metadata: MetaDa
             await engine.dispose()
 
     asyncio.run(main())
+
+
+# --- Steps every app's history shares (the outbox table is the same in every schema) -------
+
+
+def _outbox_unpublished_index(schema: str, where: str) -> None:
+    op.drop_index("ix_outbox_unpublished", table_name="outbox", schema=schema)
+    op.create_index(
+        "ix_outbox_unpublished",
+        "outbox",
+        ["created_at"],
+        schema=schema,
+        postgresql_where=text(where),
+    )
+
+
+def add_outbox_retry_and_parking(schema: str) -> None:
+    """Outbox rows the broker refuses wait (`next_attempt_at`) and are parked at the last
+    (`parked_at`); parked rows leave the poller's index. Revision 0003 of every app."""
+    for column in ("next_attempt_at", "parked_at"):
+        op.add_column(
+            "outbox", Column(column, DateTime(timezone=True), nullable=True), schema=schema
+        )
+    _outbox_unpublished_index(schema, "published_at IS NULL AND parked_at IS NULL")
+
+
+def drop_outbox_retry_and_parking(schema: str) -> None:
+    _outbox_unpublished_index(schema, "published_at IS NULL")
+    op.drop_column("outbox", "parked_at", schema=schema)
+    op.drop_column("outbox", "next_attempt_at", schema=schema)

@@ -7,8 +7,7 @@ Create Date: 2026-11-23 17:38:02
 
 from collections.abc import Sequence
 
-import sqlalchemy as sa
-from alembic import op
+from bookstore_shared.migrations import add_outbox_retry_and_parking, drop_outbox_retry_and_parking
 
 revision: str = "0003"
 down_revision: str | None = "0002"
@@ -18,33 +17,8 @@ SCHEMA = "inventory"
 
 
 def upgrade() -> None:
-    op.add_column(
-        "outbox",
-        sa.Column("next_attempt_at", sa.DateTime(timezone=True), nullable=True),
-        schema=SCHEMA,
-    )
-    op.add_column(
-        "outbox", sa.Column("parked_at", sa.DateTime(timezone=True), nullable=True), schema=SCHEMA
-    )
-    # Parked rows leave the poller's index.
-    op.drop_index("ix_outbox_unpublished", table_name="outbox", schema=SCHEMA)
-    op.create_index(
-        "ix_outbox_unpublished",
-        "outbox",
-        ["created_at"],
-        schema=SCHEMA,
-        postgresql_where=sa.text("published_at IS NULL AND parked_at IS NULL"),
-    )
+    add_outbox_retry_and_parking(SCHEMA)
 
 
 def downgrade() -> None:
-    op.drop_index("ix_outbox_unpublished", table_name="outbox", schema=SCHEMA)
-    op.create_index(
-        "ix_outbox_unpublished",
-        "outbox",
-        ["created_at"],
-        schema=SCHEMA,
-        postgresql_where=sa.text("published_at IS NULL"),
-    )
-    op.drop_column("outbox", "parked_at", schema=SCHEMA)
-    op.drop_column("outbox", "next_attempt_at", schema=SCHEMA)
+    drop_outbox_retry_and_parking(SCHEMA)
