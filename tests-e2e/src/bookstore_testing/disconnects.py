@@ -57,9 +57,6 @@ class Tally:
         self.aborted += other.aborted
         self.refused += other.refused
 
-    def server_errors(self) -> int:
-        return sum(n for status, n in self.statuses.items() if status >= 500)
-
 
 async def _open(target: Target) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
     return await asyncio.wait_for(asyncio.open_connection(*target.address()), 5)
