@@ -10,6 +10,7 @@ def handlers(*, served_countries: frozenset[str]) -> Handlers:
         await ctx.send(
             await service.schedule_delivery(
                 ctx.session,
+                ctx.writes,
                 order_id=message.order_id,
                 customer_id=message.customer_id,
                 address=message.address,

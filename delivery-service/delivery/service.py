@@ -2,7 +2,7 @@
 
 import uuid
 
-from sqlalchemy import Table, bindparam, func, insert, select
+from sqlalchemy import Table, bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bookstore_shared.columns import utcnow
@@ -17,6 +17,7 @@ from bookstore_shared.messages import (
     Message,
 )
 from bookstore_shared.pagination import PageParams
+from bookstore_shared.writes import Writes, insert_row, row
 from delivery.errors import DeliveryNotFound, InvalidStatusChange
 from delivery.models import NEXT_STATUS, Delivery, DeliveryStatus, TrackingEvent
 
@@ -67,13 +68,15 @@ def _track(session: AsyncSession, delivery: Delivery, note: str | None = None) -
 
 async def schedule_delivery(
     session: AsyncSession,
+    writes: Writes,
     *,
     order_id: uuid.UUID,
     customer_id: uuid.UUID,
     address: Address,
     served_countries: frozenset[str],
 ) -> Message:
-    # Once per order: a few statements built once (no ORM unit of work on this path).
+    """Once per order: one read, then the delivery and its first tracking event go with the
+    caller's other `writes` (no ORM unit of work on this path)."""
     existing = (await session.execute(_DELIVERY_OF_ORDER, {"order": order_id})).first()
     if existing is not None and existing.status == DeliveryStatus.CANCELLED:
         # Cancelled first (this command came late): it stays cancelled.
@@ -83,28 +86,24 @@ async def schedule_delivery(
     if address.country not in served_countries:
         return DeliveryRejected(order_id=order_id, reason=f"we do not deliver to {address.country}")
     delivery_id, now = uuid.uuid4(), utcnow()
-    await session.execute(
-        _INSERT_DELIVERY,
-        {
-            "id": delivery_id,
-            "order_id": order_id,
-            "customer_id": customer_id,
-            "status": DeliveryStatus.SCHEDULED,
-            "address": address.model_dump(mode="json"),
-            "created_at": now,
-            "updated_at": now,
-        },
-    )
-    await session.execute(
-        _INSERT_TRACKING,
-        {
-            "id": uuid.uuid4(),
-            "delivery_id": delivery_id,
-            "status": DeliveryStatus.SCHEDULED,
-            "note": "scheduled",
-            "occurred_at": now,
-        },
-    )
+    delivery = {
+        "id": delivery_id,
+        "order_id": order_id,
+        "customer_id": customer_id,
+        "status": DeliveryStatus.SCHEDULED,
+        "address": address.model_dump(mode="json"),
+        "created_at": now,
+        "updated_at": now,
+    }
+    writes.add(_INSERT_DELIVERY, row("delivery", delivery))
+    tracking = {
+        "id": uuid.uuid4(),
+        "delivery_id": delivery_id,
+        "status": DeliveryStatus.SCHEDULED,
+        "note": "scheduled",
+        "occurred_at": now,
+    }
+    writes.add(_INSERT_TRACKING, row("tracking", tracking))
     return DeliveryScheduled(order_id=order_id, delivery_id=delivery_id)
 
 
@@ -112,8 +111,8 @@ DELIVERIES: Table = Delivery.__table__  # type: ignore[assignment]
 _DELIVERY_OF_ORDER = select(DELIVERIES.c.id, DELIVERIES.c.status).where(
     DELIVERIES.c.order_id == bindparam("order")
 )
-_INSERT_DELIVERY = insert(DELIVERIES)
-_INSERT_TRACKING = insert(TrackingEvent.__table__)  # type: ignore[arg-type]
+_INSERT_DELIVERY = insert_row(DELIVERIES, "delivery")
+_INSERT_TRACKING = insert_row(TrackingEvent.__table__, "tracking")  # type: ignore[arg-type]
 
 
 async def cancel_delivery(

@@ -6,14 +6,15 @@ impossible whatever the code does. For every book, at every moment:
 stock taken in = available + reserved + sold.
 
 These run once or twice per order, so each is a few statements built once (SQLAlchemy Core,
-no ORM unit of work): only their parameters change from order to order.
+no ORM unit of work): the reads that lock what a movement touches, then its writes, which go
+with the caller's other `writes` (the reply's outbox row) in one statement.
 """
 
 import uuid
 from collections import Counter
 from datetime import timedelta
 
-from sqlalchemy import Table, bindparam, insert, select, update
+from sqlalchemy import Integer, Table, Update, Uuid, bindparam, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bookstore_shared.columns import utcnow
@@ -30,6 +31,7 @@ from bookstore_shared.messages import (
     StockReserved,
     StockReturned,
 )
+from bookstore_shared.writes import Writes, arrays, insert_row, row, unnest
 from inventory.models import Book, Reservation, ReservationLine, ReservationStatus
 
 BOOKS: Table = Book.__table__  # type: ignore[assignment]
@@ -41,10 +43,12 @@ _RESERVATION = (
     .where(RESERVATIONS.c.order_id == bindparam("order"))
     .with_for_update()
 )
-_LINES = (
+_LINES = (  # the order's lines, their books locked in id order before anything moves
     select(LINES.c.book_id, LINES.c.quantity, LINES.c.unit_price_cents)
+    .join(BOOKS, BOOKS.c.id == LINES.c.book_id)
     .where(LINES.c.order_id == bindparam("order"))
     .order_by(LINES.c.book_id)
+    .with_for_update(of=BOOKS)
 )
 _BOOKS_TO_RESERVE = (
     select(BOOKS.c.id, BOOKS.c.title, BOOKS.c.price_cents, BOOKS.c.available, BOOKS.c.deleted_at)
@@ -55,25 +59,30 @@ _BOOKS_TO_RESERVE = (
 _TITLES = select(BOOKS.c.id, BOOKS.c.title).where(
     BOOKS.c.id.in_(bindparam("books", expanding=True))
 )
-_INSERT_RESERVATION = insert(RESERVATIONS)
-_INSERT_LINES = insert(LINES)
+_INSERT_RESERVATION = insert_row(RESERVATIONS, "reservation")
+_LINE = {"book_id": Uuid(), "quantity": Integer(), "unit_price_cents": Integer()}
+_line = unnest("line", _LINE)
+_INSERT_LINES = insert(LINES).from_select(
+    ["order_id", *_LINE],
+    select(bindparam("order", type_=Uuid()), *(_line.c[name] for name in _LINE)),
+)
 _SET_STATUS = (
     update(RESERVATIONS)
     .where(RESERVATIONS.c.order_id == bindparam("order"))
     .values(status=bindparam("new_status"), updated_at=bindparam("now"))
 )
+_MOVE = {"book_id": Uuid(), "quantity": Integer()}
 
 
-def _moving(**deltas: int) -> object:
-    """`UPDATE books` moving a line's quantity between counts, e.g. reserved=-1, sold=+1."""
+def _moving(**deltas: int) -> Update:
+    """`UPDATE books` moving each line's quantity between counts, e.g. reserved=-1, sold=+1.
+    Its books are locked already, in id order (`_LINES`, `_BOOKS_TO_RESERVE`)."""
+    move = unnest("move", _MOVE)
     return (
         update(BOOKS)
-        .where(BOOKS.c.id == bindparam("book"))
+        .where(BOOKS.c.id == move.c.book_id)
         .values(
-            {
-                name: BOOKS.c[name] + sign * bindparam("quantity", type_=BOOKS.c[name].type)
-                for name, sign in deltas.items()
-            }
+            {name: BOOKS.c[name] + sign * move.c.quantity for name, sign in deltas.items()}
             | {"updated_at": bindparam("now")}
         )
     )
@@ -85,24 +94,27 @@ _RELEASE = _moving(reserved=-1, available=+1)
 _RETURN = _moving(sold=-1, available=+1)
 
 
-async def _move(session: AsyncSession, statement: object, order_id: uuid.UUID) -> None:
-    """Apply a movement to each of the order's lines, books in id order (their lock order)."""
-    lines = (await session.execute(_LINES, {"order": order_id})).all()
-    now = utcnow()
-    await session.execute(
-        statement,  # type: ignore[arg-type]
-        [{"book": line.book_id, "quantity": line.quantity, "now": now} for line in lines],
-    )
-
-
-async def _set_status(
-    session: AsyncSession, order_id: uuid.UUID, status: ReservationStatus
+async def _move(
+    session: AsyncSession,
+    writes: Writes,
+    statement: Update,
+    order_id: uuid.UUID,
+    status: ReservationStatus,
 ) -> None:
-    await session.execute(_SET_STATUS, {"order": order_id, "new_status": status, "now": utcnow()})
+    """Apply a movement to each of the order's lines, and give its reservation `status`."""
+    lines = (await session.execute(_LINES, {"order": order_id})).mappings().all()
+    now = utcnow()
+    writes.add(statement, arrays("move", _MOVE, lines) | {"now": now})
+    writes.add(_SET_STATUS, {"order": order_id, "new_status": status, "now": now})
 
 
 async def reserve_stock(
-    session: AsyncSession, *, order_id: uuid.UUID, lines: list[Line], lease: timedelta
+    session: AsyncSession,
+    writes: Writes,
+    *,
+    order_id: uuid.UUID,
+    lines: list[Line],
+    lease: timedelta,
 ) -> Message:
     """All or nothing: every line is set aside, or none is and the short ones are named."""
     existing = (await session.execute(_RESERVATION, {"order": order_id})).first()
@@ -129,35 +141,21 @@ async def reserve_stock(
     if short:
         return StockRejected(order_id=order_id, short=short)
 
-    now = utcnow()
-    moves = [
-        {"book": book_id, "quantity": quantity, "now": now}
+    now, expires_at = utcnow(), utcnow() + lease
+    lines = [
+        {"book_id": book_id, "quantity": quantity, "unit_price_cents": books[book_id].price_cents}
         for book_id, quantity in sorted(wanted.items())
     ]
-    await session.execute(_RESERVE, moves)  # type: ignore[arg-type]
-    expires_at = now + lease
-    await session.execute(
-        _INSERT_RESERVATION,
-        {
-            "order_id": order_id,
-            "status": ReservationStatus.HELD,
-            "expires_at": expires_at,
-            "created_at": now,
-            "updated_at": now,
-        },
-    )
-    await session.execute(
-        _INSERT_LINES,
-        [
-            {
-                "order_id": order_id,
-                "book_id": book_id,
-                "quantity": quantity,
-                "unit_price_cents": books[book_id].price_cents,
-            }
-            for book_id, quantity in sorted(wanted.items())
-        ],
-    )
+    writes.add(_RESERVE, arrays("move", _MOVE, lines) | {"now": now})
+    reservation = {
+        "order_id": order_id,
+        "status": ReservationStatus.HELD,
+        "expires_at": expires_at,
+        "created_at": now,
+        "updated_at": now,
+    }
+    writes.add(_INSERT_RESERVATION, row("reservation", reservation))
+    writes.add(_INSERT_LINES, arrays("line", _LINE, lines) | {"order": order_id})
     return StockReserved(
         order_id=order_id,
         lines=[
@@ -202,7 +200,7 @@ async def _status(session: AsyncSession, order_id: uuid.UUID) -> ReservationStat
     return None if row is None else row.status  # type: ignore[no-any-return]
 
 
-async def commit_stock(session: AsyncSession, *, order_id: uuid.UUID) -> Message:
+async def commit_stock(session: AsyncSession, writes: Writes, *, order_id: uuid.UUID) -> Message:
     status = await _status(session, order_id)
     if status is None:
         return StockCommitRejected(order_id=order_id, reason="no reservation for this order")
@@ -210,50 +208,44 @@ async def commit_stock(session: AsyncSession, *, order_id: uuid.UUID) -> Message
         return StockCommitted(order_id=order_id)
     if status != ReservationStatus.HELD:
         return StockCommitRejected(order_id=order_id, reason=f"reservation {status}")
-    await _move(session, _COMMIT, order_id)
-    await _set_status(session, order_id, ReservationStatus.COMMITTED)
+    await _move(session, writes, _COMMIT, order_id, ReservationStatus.COMMITTED)
     return StockCommitted(order_id=order_id)
 
 
-async def release_stock(session: AsyncSession, *, order_id: uuid.UUID) -> Message:
+async def release_stock(session: AsyncSession, writes: Writes, *, order_id: uuid.UUID) -> Message:
     status = await _status(session, order_id)
     if status is None:
-        await _tombstone(session, order_id, ReservationStatus.RELEASED)
+        _tombstone(writes, order_id, ReservationStatus.RELEASED)
     elif status == ReservationStatus.HELD:
-        await _move(session, _RELEASE, order_id)
-        await _set_status(session, order_id, ReservationStatus.RELEASED)
+        await _move(session, writes, _RELEASE, order_id, ReservationStatus.RELEASED)
     return StockReleased(order_id=order_id)
 
 
-async def return_stock(session: AsyncSession, *, order_id: uuid.UUID) -> Message:
+async def return_stock(session: AsyncSession, writes: Writes, *, order_id: uuid.UUID) -> Message:
     """Sold stock back on the shelf. Held stock (the sale had not happened yet: its command is
     late) is released instead, and the sale can no longer happen."""
     status = await _status(session, order_id)
     if status is None:
-        await _tombstone(session, order_id, ReservationStatus.RETURNED)
+        _tombstone(writes, order_id, ReservationStatus.RETURNED)
     elif status == ReservationStatus.COMMITTED:
-        await _move(session, _RETURN, order_id)
-        await _set_status(session, order_id, ReservationStatus.RETURNED)
+        await _move(session, writes, _RETURN, order_id, ReservationStatus.RETURNED)
     elif status == ReservationStatus.HELD:
-        await _move(session, _RELEASE, order_id)
-        await _set_status(session, order_id, ReservationStatus.RETURNED)
+        await _move(session, writes, _RELEASE, order_id, ReservationStatus.RETURNED)
     return StockReturned(order_id=order_id)
 
 
-async def _tombstone(session: AsyncSession, order_id: uuid.UUID, status: ReservationStatus) -> None:
+def _tombstone(writes: Writes, order_id: uuid.UUID, status: ReservationStatus) -> None:
     """Undone before it was done (the command is late, or lost): a reservation with no lines
     is kept, so that the command, should it come, is refused and never applied."""
     now = utcnow()
-    await session.execute(
-        _INSERT_RESERVATION,
-        {
-            "order_id": order_id,
-            "status": status,
-            "expires_at": now,
-            "created_at": now,
-            "updated_at": now,
-        },
-    )
+    reservation = {
+        "order_id": order_id,
+        "status": status,
+        "expires_at": now,
+        "created_at": now,
+        "updated_at": now,
+    }
+    writes.add(_INSERT_RESERVATION, row("reservation", reservation))
 
 
 async def expire_reservations(session: AsyncSession, *, limit: int = 100) -> list[Message]:
@@ -272,7 +264,8 @@ async def expire_reservations(session: AsyncSession, *, limit: int = 100) -> lis
     ).scalars()
     messages: list[Message] = []
     for order_id in expired.all():
-        await _move(session, _RELEASE, order_id)
-        await _set_status(session, order_id, ReservationStatus.EXPIRED)
+        writes = Writes()
+        await _move(session, writes, _RELEASE, order_id, ReservationStatus.EXPIRED)
+        await writes.run(session)
         messages.append(ReservationExpired(order_id=order_id))
     return messages

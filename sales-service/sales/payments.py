@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
-from sqlalchemy import Table, bindparam, insert, select, update
+from sqlalchemy import Table, bindparam, select, update
 
 from bookstore_shared.columns import utcnow
 from bookstore_shared.consumer import HandlerContext, Handlers
@@ -23,6 +23,7 @@ from bookstore_shared.messages import (
     PaymentRefunded,
     RefundPayment,
 )
+from bookstore_shared.writes import insert_row, row
 from sales.models import Payment, PaymentStatus
 
 DeclineReason = Literal["payment_declined", "insufficient_funds"]
@@ -121,7 +122,7 @@ _PAYMENT_OF_ORDER = (
     .where(PAYMENTS.c.order_id == bindparam("order"))
     .with_for_update()
 )
-_INSERT_PAYMENT = insert(PAYMENTS)
+_INSERT_PAYMENT = insert_row(PAYMENTS, "payment")
 _REFUNDED = (
     update(PAYMENTS)
     .where(PAYMENTS.c.id == bindparam("payment"))
@@ -133,34 +134,34 @@ _REFUNDED = (
 )
 
 
-async def _new_payment(ctx: HandlerContext, **values: Any) -> None:
+def _new_payment(ctx: HandlerContext, **values: Any) -> dict[str, Any]:
+    """A payment row, written with the handler's reply."""
     now = utcnow()
-    await ctx.session.execute(
-        _INSERT_PAYMENT,
-        {
-            "id": uuid.uuid4(),
-            "provider_reference": None,
-            "decline_reason": None,
-            "refunded_cents": 0,
-            "created_at": now,
-            "updated_at": now,
-            **values,
-        },
-    )
+    payment = {
+        "id": uuid.uuid4(),
+        "provider_reference": None,
+        "decline_reason": None,
+        "refunded_cents": 0,
+        "created_at": now,
+        "updated_at": now,
+        **values,
+    }
+    ctx.writes.add(_INSERT_PAYMENT, row("payment", payment))
+    return payment
 
 
 def handlers(provider: CardProvider) -> Handlers:
     async def authorize(ctx: HandlerContext, message: AuthorizePayment) -> None:
-        payment = (
-            await ctx.session.execute(_PAYMENT_OF_ORDER, {"order": message.order_id})
-        ).first()
-        if payment is None:
+        found = (await ctx.session.execute(_PAYMENT_OF_ORDER, {"order": message.order_id})).first()
+        if found is not None:  # asked again (a retried command): the same answer as the first time
+            payment = dict(found._mapping)
+        else:
             result = await provider.authorize(
                 token=message.payment_token,
                 amount_cents=message.amount_cents,
                 idempotency_key=str(message.order_id),
             )
-            await _new_payment(
+            payment = _new_payment(
                 ctx,
                 order_id=message.order_id,
                 amount_cents=message.amount_cents,
@@ -168,21 +169,17 @@ def handlers(provider: CardProvider) -> Handlers:
                 provider_reference=result.reference,
                 decline_reason=result.decline_reason,
             )
-            payment = (
-                await ctx.session.execute(_PAYMENT_OF_ORDER, {"order": message.order_id})
-            ).one()
-        # Asked again (a retried command): the same answer as the first time.
-        if payment.status == PaymentStatus.VOIDED:
+        if payment["status"] == PaymentStatus.VOIDED:
             await ctx.send(PaymentDeclined(order_id=message.order_id, reason="voided"))
-        elif payment.status == PaymentStatus.DECLINED:
-            reason: DeclineReason = payment.decline_reason or "payment_declined"
+        elif payment["status"] == PaymentStatus.DECLINED:
+            reason: DeclineReason = payment["decline_reason"] or "payment_declined"
             await ctx.send(PaymentDeclined(order_id=message.order_id, reason=reason))
         else:
             await ctx.send(
                 PaymentAuthorized(
                     order_id=message.order_id,
-                    payment_id=payment.id,
-                    amount_cents=payment.amount_cents,
+                    payment_id=payment["id"],
+                    amount_cents=payment["amount_cents"],
                 )
             )
 
@@ -194,9 +191,8 @@ def handlers(provider: CardProvider) -> Handlers:
         if payment is None:
             # Nothing authorised yet (the command is late, or lost): a voided payment is kept,
             # so that the authorisation, should it come, is refused and never made.
-            await _new_payment(
-                ctx, order_id=message.order_id, amount_cents=0, status=PaymentStatus.VOIDED
-            )
+            voided = PaymentStatus.VOIDED
+            _new_payment(ctx, order_id=message.order_id, amount_cents=0, status=voided)
         elif payment.status == PaymentStatus.AUTHORIZED:
             assert payment.provider_reference is not None
             await provider.refund(
@@ -204,7 +200,7 @@ def handlers(provider: CardProvider) -> Handlers:
                 amount_cents=payment.amount_cents,
                 idempotency_key=f"refund:{message.order_id}",
             )
-            await ctx.session.execute(_REFUNDED, {"payment": payment.id, "now": utcnow()})
+            ctx.writes.add(_REFUNDED, {"payment": payment.id, "now": utcnow()})
             refunded = payment.amount_cents
         else:
             refunded = payment.refunded_cents

@@ -18,7 +18,20 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
-from sqlalchemy import Table, bindparam, insert, select, text, update
+from sqlalchemy import (
+    DateTime,
+    Integer,
+    String,
+    Table,
+    Uuid,
+    bindparam,
+    func,
+    insert,
+    literal,
+    select,
+    update,
+)
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bookstore_shared.columns import utcnow
@@ -51,6 +64,7 @@ from bookstore_shared.messages import (
     StockReturned,
 )
 from bookstore_shared.outbox import Outbox
+from bookstore_shared.writes import Writes, arrays, unnest
 from sales.models import (
     CancelReason,
     DeliveryState,
@@ -227,7 +241,7 @@ async def read_order(
 @dataclass
 class Saga:
     """One order's saga within one transaction: what it sends and what it answers are written
-    with the order's changes when it is saved."""
+    with the order's changes when it is saved, all in one statement."""
 
     session: AsyncSession
     outbox: Outbox
@@ -236,6 +250,7 @@ class Saga:
     reply: Message | None = None
     reply_message_id: uuid.UUID | None = None
     _commands: list[Message] = field(default_factory=list)
+    _answers: list[dict[str, Any]] = field(default_factory=list)
     _priced: bool = False
 
     async def send(self, order: SagaOrder, command: Message) -> None:
@@ -249,121 +264,140 @@ class Saga:
     async def answer(
         self, order: SagaOrder, name: str, status: StepStatus, detail: dict[str, Any] | None = None
     ) -> None:
-        # Only a step still waiting is answered: a duplicate or late answer keeps the first.
-        await self.session.execute(
-            _ANSWER_STEP,
+        """Record the answer to step `name` (written on save). Only a step still waiting is
+        answered: a duplicate or late answer keeps the first."""
+        self._answers.append(
             {
-                "order": order.id,
                 "step": name,
-                "new_status": status,
-                "new_reply_type": self.reply.type_name() if self.reply else None,
-                "new_reply_message_id": self.reply_message_id,
-                "new_detail": detail,
-                "new_answered_at": utcnow(),
-            },
+                "status": status,
+                "reply_type": self.reply.type_name() if self.reply else None,
+                "reply_message_id": self.reply_message_id,
+                "detail": detail,
+                "answered_at": utcnow(),
+            }
         )
 
     async def save(self, order: SagaOrder) -> None:
-        """Write what changed: the order (inserted if new), its priced lines, the commands
-        (outbox) with their steps, and wake its waiters if a client would see the change."""
+        """Write what changed in one statement (one round trip): the order (inserted if new),
+        its lines or their prices, the answers to its steps, the commands (outbox) with their
+        steps, and a NOTIFY to wake its waiters if a client would see the change."""
         new = not order._stored
         changes = order.changes()
-        if not new and not changes and not self._commands and not self._priced:
+        if not (new or changes or self._commands or self._priced or self._answers):
             return
         order.updated_at = utcnow()
+        writes = Writes()
+        columns = {f"order__{name}": value for name, value in order.columns().items()}
         if new:
-            await self.session.execute(_INSERT_ORDER, order.columns())
-            await self.session.execute(
-                _INSERT_LINES,
-                [
-                    {
-                        "id": line.id,
-                        "order_id": order.id,
-                        "book_id": line.book_id,
-                        "quantity": line.quantity,
-                    }
-                    for line in order.lines
-                ],
-            )
+            writes.add(_INSERT_ORDER, columns)
+            writes.add(_INSERT_LINES, arrays("line", _LINE, [vars(line) for line in order.lines]))
         else:
-            columns = order.columns()
-            await self.session.execute(
-                _UPDATE_ORDER,
-                {"order": order.id, **{f"new_{name}": columns[name] for name in _MUTABLE}},
-            )
+            writes.add(_UPDATE_ORDER, columns)
         if self._priced:
-            await self.session.execute(
-                _PRICE_LINES,
-                [
-                    {"line": line.id, "new_title": line.title, "new_price": line.unit_price_cents}
-                    for line in order.lines
-                ],
-            )
+            writes.add(_PRICE_LINES, arrays("price", _PRICE, [vars(line) for line in order.lines]))
+        if self._answers:
+            writes.add(_ANSWER_STEPS, arrays("answer", _ANSWER, self._answers))
         if self._commands:
-            await self._write_commands(order)
+            self._write_commands(order, writes)
         if new or any(name in changes for name in _VISIBLE):
-            payload = f"{order.id}:{order.saga_state.value}"
-            await self.session.execute(_NOTIFY, {"channel": ORDER_CHANNEL, "payload": payload})
+            writes.then(_NOTIFY, {"notify_payload": f"{order.id}:{order.saga_state.value}"})
+        await writes.run(self.session)
         order._stored = order.columns()
-        self._commands, self._priced = [], False
+        self._commands, self._answers, self._priced = [], [], False
 
-    async def _write_commands(self, order: SagaOrder) -> None:
-        envelopes = await self.outbox.add_all(
+    def _write_commands(self, order: SagaOrder, writes: Writes) -> None:
+        envelopes, messages = self.outbox.stage(
             self.session, self._commands, causation_id=self.causation_id
         )
-        deadline = utcnow() + self.step_timeout
         steps = []
         for envelope, command in zip(envelopes, self._commands, strict=True):
             name, kind = STEP_NAMES[type(command)]
             steps.append(
                 {
                     "id": uuid.uuid4(),
-                    "order_id": order.id,
                     "name": name,
                     "kind": kind,
-                    "status": StepStatus.SENT,
                     "command_type": envelope.type,
                     "command": envelope.payload,
                     "command_message_id": envelope.message_id,
-                    "attempts": 1,
                     "sent_at": envelope.occurred_at,
-                    "deadline_at": deadline,
                 }
             )
-        await self.session.execute(_INSERT_STEPS, steps)
+        writes.add(self.outbox.insert_staged, messages)
+        writes.add(
+            _INSERT_STEPS,
+            arrays("step", _STEP, steps) | {"step_deadline": utcnow() + self.step_timeout},
+        )
 
 
-# The statements of the saga's path, built once: only their parameters change.
+# --- The statements of a save, built once: `Writes` sends those a save needs as one --------
+
+_LINE = {"id": Uuid(), "book_id": Uuid(), "quantity": Integer()}
+_PRICE = {"id": Uuid(), "title": String(), "unit_price_cents": Integer()}
+_ANSWER = {
+    "step": String(),
+    "status": String(),
+    "reply_type": String(),
+    "reply_message_id": Uuid(),
+    "detail": JSONB(),
+    "answered_at": DateTime(timezone=True),
+}
+_STEP = {
+    "id": Uuid(),
+    "name": String(),
+    "kind": String(),
+    "command_type": String(),
+    "command": JSONB(),
+    "command_message_id": Uuid(),
+    "sent_at": DateTime(timezone=True),
+}
+# What a saga may change of an order (everything but who placed it, and when).
 _MUTABLE = [c.name for c in ORDERS.columns if c.name not in ("id", "customer_id", "created_at")]
+
+
+def _order(name: str) -> Any:
+    return bindparam(f"order__{name}", type_=ORDERS.c[name].type)
+
+
+_INSERT_ORDER = insert(ORDERS).values({c.name: _order(c.name) for c in ORDERS.columns})
 _UPDATE_ORDER = (
     update(ORDERS)
-    .where(ORDERS.c.id == bindparam("order"))
-    .values({name: bindparam(f"new_{name}") for name in _MUTABLE})
+    .where(ORDERS.c.id == _order("id"))
+    .values({name: _order(name) for name in _MUTABLE})
 )
-_INSERT_ORDER = insert(ORDERS)
-_INSERT_LINES = insert(LINES)
+_line = unnest("line", _LINE)
+_INSERT_LINES = insert(LINES).from_select(
+    ["id", "order_id", "book_id", "quantity"],
+    select(_line.c.id, _order("id"), _line.c.book_id, _line.c.quantity),
+)
+_price = unnest("price", _PRICE)
 _PRICE_LINES = (
     update(LINES)
-    .where(LINES.c.id == bindparam("line"))
-    .values(title=bindparam("new_title"), unit_price_cents=bindparam("new_price"))
+    .where(LINES.c.id == _price.c.id)
+    .values(title=_price.c.title, unit_price_cents=_price.c.unit_price_cents)
 )
-_INSERT_STEPS = insert(STEPS)
-_ANSWER_STEP = (
+_answer = unnest("answer", _ANSWER)
+_ANSWER_STEPS = (  # only a step still waiting is answered: a late answer keeps the first
     update(STEPS)
     .where(
-        STEPS.c.order_id == bindparam("order"),
-        STEPS.c.name == bindparam("step"),
+        STEPS.c.order_id == _order("id"),
+        STEPS.c.name == _answer.c.step,
         STEPS.c.status == StepStatus.SENT,
     )
-    .values(
-        status=bindparam("new_status"),
-        reply_type=bindparam("new_reply_type"),
-        reply_message_id=bindparam("new_reply_message_id"),
-        detail=bindparam("new_detail"),
-        answered_at=bindparam("new_answered_at"),
-    )
+    .values({name: _answer.c[name] for name in _ANSWER if name != "step"})
 )
-_NOTIFY = text("SELECT pg_notify(:channel, :payload)")
+_step = unnest("step", _STEP)
+_INSERT_STEPS = insert(STEPS).from_select(
+    [*_STEP, "order_id", "status", "attempts", "deadline_at"],
+    select(
+        *(_step.c[name] for name in _STEP),
+        _order("id"),
+        literal(StepStatus.SENT.value, String()),
+        literal(1, Integer()),
+        bindparam("step_deadline", type_=DateTime(timezone=True)),
+    ),
+)
+_NOTIFY = select(func.pg_notify(ORDER_CHANNEL, bindparam("notify_payload", type_=String())))
 
 
 async def start(saga: Saga, order: SagaOrder) -> None:

@@ -3,16 +3,17 @@
 For every delivery: parse the envelope (a message that cannot be parsed is dead-lettered at
 once: retrying cannot fix it); then, in one unit of work, claim the message in the app's
 `inbox` table (a duplicate is acknowledged and skipped) and run the handler, whose outgoing
-messages go to the outbox in that same transaction; acknowledge only after the commit. A
-handler that fails is retried: deadlocks and serialization failures at once, anything else
-after a growing pause in the queue's retry tiers (about a quarter of an hour in all), then it
-is parked in the queue's dead letters, from where `replay-dead-letters` sends it back.
+messages go to the outbox in that same transaction (with the handler's gathered writes, in one
+statement); acknowledge only after the commit. A handler that fails is retried: deadlocks and
+serialization failures at once, anything else after a growing pause in the queue's retry tiers
+(about a quarter of an hour in all), then it is parked in the queue's dead letters, from where
+`replay-dead-letters` sends it back.
 """
 
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
@@ -43,6 +44,7 @@ from bookstore_shared.outbox import Outbox, OutboxRelay
 from bookstore_shared.retention import Retention, pruning
 from bookstore_shared.settings import ServiceSettings
 from bookstore_shared.tracing import current_traceparent
+from bookstore_shared.writes import Writes
 
 log = structlog.get_logger(__name__)
 RETRYABLE_SQLSTATES = frozenset({"40001", "40P01"})  # serialization failure, deadlock
@@ -63,14 +65,28 @@ def inbox_table(schema: str) -> Table:
 
 @dataclass
 class HandlerContext:
-    """What a handler gets besides its message: the transaction, and a way to send replies."""
+    """What a handler gets besides its message: the transaction, a way to send replies, and
+    `writes`, which go to Postgres with the replies' outbox rows in one statement when the
+    handler returns (so a handler reads first, then adds its writes)."""
 
     session: AsyncSession
     envelope: Envelope
     outbox: Outbox
+    writes: Writes = field(default_factory=Writes)
+    _replies: list[Message] = field(default_factory=list)
 
     async def send(self, message: Message) -> None:
-        await self.outbox.add(self.session, message, causation_id=self.envelope.message_id)
+        """Sent once the transaction commits; written with the handler's `writes`."""
+        self._replies.append(message)
+
+    async def finish(self) -> None:
+        if self._replies:
+            _, rows = self.outbox.stage(
+                self.session, self._replies, causation_id=self.envelope.message_id
+            )
+            self.writes.add(self.outbox.insert_staged, rows)
+            self._replies = []
+        await self.writes.run(self.session)
 
 
 Handler = Callable[[HandlerContext, Any], Awaitable[None]]
@@ -181,7 +197,9 @@ class Consumer:
                     if claimed.first() is None:
                         log.info("message_duplicate_skipped", consumer=self.purpose)
                         return
-                    await handler(HandlerContext(session, envelope, self.outbox), payload)
+                    context = HandlerContext(session, envelope, self.outbox)
+                    await handler(context, payload)
+                    await context.finish()
                 return
             except DBAPIError as exc:
                 if not _retryable(exc) or attempt == IMMEDIATE_RETRIES:

@@ -15,6 +15,7 @@ import asyncio
 import uuid
 from collections.abc import Sequence
 from types import TracebackType
+from typing import Any
 
 import structlog
 from sqlalchemy import (
@@ -27,6 +28,7 @@ from sqlalchemy import (
     Uuid,
     case,
     func,
+    insert,
     or_,
     select,
     text,
@@ -42,6 +44,7 @@ from bookstore_shared.db import Database
 from bookstore_shared.messages import Envelope, Message
 from bookstore_shared.messaging import Broker
 from bookstore_shared.tracing import child_of, current_traceparent
+from bookstore_shared.writes import Columns, arrays, unnest
 
 log = structlog.get_logger(__name__)
 _PENDING = "outbox_pending"
@@ -71,10 +74,23 @@ def outbox_table(schema: str) -> Table:
     )
 
 
+# An outbox row as `Outbox.stage` hands it over: arrays of these, one element per message.
+STAGED_COLUMNS: Columns = {
+    "id": Uuid(),
+    "type": String(),
+    "correlation_id": Uuid(),
+    "body": JSONB(),
+}
+
+
 class Outbox:
     def __init__(self, table: Table) -> None:
         self.table = table
-        self._insert = table.insert()
+        staged = unnest("message", STAGED_COLUMNS)
+        # Inserts the rows `stage` returns; alone, or as one of a unit of work's `Writes`.
+        self.insert_staged = insert(table).from_select(
+            list(STAGED_COLUMNS), select(*(staged.c[name] for name in STAGED_COLUMNS))
+        )
 
     async def add(
         self, session: AsyncSession, message: Message, *, causation_id: uuid.UUID | None = None
@@ -90,26 +106,38 @@ class Outbox:
         causation_id: uuid.UUID | None = None,
     ) -> list[Envelope]:
         """Messages into the outbox in one statement, inside the caller's transaction."""
+        envelopes, params = self.stage(session, messages, causation_id=causation_id)
+        if envelopes:
+            await session.execute(self.insert_staged, params)
+        return envelopes
+
+    def stage(
+        self,
+        session: AsyncSession,
+        messages: Sequence[Message],
+        *,
+        causation_id: uuid.UUID | None = None,
+    ) -> tuple[list[Envelope], dict[str, Any]]:
+        """The envelopes, and the parameters of `insert_staged` for them, which the caller
+        runs in this same transaction (alone or with its other writes: one round trip). The
+        relay publishes them once the transaction commits."""
         parent = current_traceparent.get()
         envelopes = [
             Envelope.wrap(message, causation_id=causation_id, traceparent=child_of(parent))
             for message in messages
         ]
+        rows = [
+            {
+                "id": envelope.message_id,
+                "type": envelope.type,
+                "correlation_id": envelope.correlation_id,
+                "body": envelope.model_dump(mode="json"),
+            }
+            for envelope in envelopes
+        ]
         if envelopes:
-            await session.execute(
-                self._insert,
-                [
-                    {
-                        "id": envelope.message_id,
-                        "type": envelope.type,
-                        "correlation_id": envelope.correlation_id,
-                        "body": envelope.model_dump(mode="json"),
-                    }
-                    for envelope in envelopes
-                ],
-            )
             session.info.setdefault(_PENDING, []).extend(envelopes)
-        return envelopes
+        return envelopes, arrays("message", STAGED_COLUMNS, rows)
 
 
 class OutboxRelay:

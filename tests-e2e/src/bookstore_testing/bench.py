@@ -11,7 +11,9 @@ measures, phase after phase:
   alternating phases from the same client; then a search (`GET /api/books?q=...`);
 - orders: each client places one order after another with `Prefer: wait=30`, so the answer
   comes when the saga is final: orders per second, POST-to-final latency, and what an order
-  costs: database transactions (pg_stat_database), rows written, messages sent (outbox rows);
+  costs: database transactions (pg_stat_database), statements (pg_stat_statements, where
+  Postgres preloads it), rows written, messages sent (outbox rows), and the machine's CPU time
+  (/proc/stat: the stack, Postgres, the broker and the load generator together);
 - the stack's Postgres connections, sampled all along (the budget is 40).
 It prints a table with each figure's ratio to the committed baseline
 (`tests-e2e/bench-baseline.json`, taken on this project's 2-core machine) and writes every
@@ -163,9 +165,21 @@ async def _place_orders(
             outcomes.append(f"http_{reply.status_code}")
 
 
+def _machine_busy_ms() -> int:
+    """CPU time the whole machine spent busy (every process: the stack, Postgres, the broker
+    and this load generator), from /proc/stat; 0 where there is none."""
+    try:
+        fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
+    except OSError:
+        return 0
+    user, nice, system, _idle, _iowait, irq, softirq = (int(f) for f in fields[:7])
+    return (user + nice + system + irq + softirq) * 1000 // os.sysconf("SC_CLK_TCK")
+
+
 @dataclass
 class DatabaseCounters:
-    """What the stack asked of Postgres, from its own statistics, between two readings."""
+    """What the stack asked of Postgres, from its own statistics, between two readings; and
+    the machine's CPU time. Statements are counted where Postgres loads pg_stat_statements."""
 
     url: str
 
@@ -181,19 +195,38 @@ class DatabaseCounters:
             messages = 0
             for schema in APP_SCHEMAS:
                 messages += await conn.fetchval(f'SELECT count(*) FROM "{schema}".outbox')  # noqa: S608 - our schemas
+            statements = await self._statements(conn)
         finally:
             await conn.close()
-        return {
+        counts = {
             "transactions": row["xact_commit"] + row["xact_rollback"],
             "rows_written": row["tup_inserted"] + row["tup_updated"] + row["tup_deleted"],
             "messages": messages,
+            "machine_cpu_ms": _machine_busy_ms(),
         }
+        if statements is not None:
+            counts["statements"] = statements  # every round trip, BEGIN and COMMIT included
+        return counts
+
+    @staticmethod
+    async def _statements(conn: asyncpg.Connection) -> int | None:
+        try:
+            await conn.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+            return int(
+                await conn.fetchval(
+                    "SELECT coalesce(sum(calls), 0) FROM pg_stat_statements "
+                    "WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())"
+                )
+            )
+        except asyncpg.PostgresError:
+            return None  # not in shared_preload_libraries: the figure is left out
 
 
 def _per_order(before: dict[str, int], after: dict[str, int], orders: int) -> dict[str, float]:
     return {
         f"{name}_per_order": round((after[name] - before[name]) / max(orders, 1), 1)
         for name in before
+        if name in after
     }
 
 
@@ -345,8 +378,10 @@ FIGURES = (
     ("order POST to final, p99", "orders.latency_ms.p99", "ms", False),
     ("orders confirmed", "orders.confirmed_share", "", True),
     ("database transactions per order", "orders.cost.transactions_per_order", "", False),
+    ("database statements per order", "orders.cost.statements_per_order", "", False),
     ("rows written per order", "orders.cost.rows_written_per_order", "", False),
     ("messages per order", "orders.cost.messages_per_order", "", False),
+    ("machine CPU per order (all processes)", "orders.cost.machine_cpu_ms_per_order", "ms", False),
     ("Postgres connections, peak", "postgres_connections.peak", "", False),
 )
 
