@@ -68,6 +68,7 @@ def saga_handlers(*, outbox: Outbox, step_timeout: timedelta) -> Handlers:
                 causation_id=ctx.envelope.message_id,
                 reply=message,
                 reply_message_id=ctx.envelope.message_id,
+                writes=ctx.writes,
             )
             await on_answer(run, order, message)
             await run.save(order)

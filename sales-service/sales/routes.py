@@ -50,7 +50,8 @@ def _saga(request: Request, session: AsyncSession) -> Saga:
 
 
 async def _read_public(db: Database, order_id: uuid.UUID) -> tuple[OrderPublic, bool]:
-    async with db.sessions() as session:
+    # The order, then its lines: they only ever gain their prices, with the order's total.
+    async with db.reads() as session:
         order = await read_order(session, order_id)
         assert order is not None
         return OrderPublic.of(order), order.saga_state == SagaState.COMPLETED

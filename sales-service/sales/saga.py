@@ -249,6 +249,9 @@ class Saga:
     causation_id: uuid.UUID | None = None
     reply: Message | None = None
     reply_message_id: uuid.UUID | None = None
+    # Where a save's writes go: a consumer's, sent with its inbox row when the handler ends;
+    # none: each save sends its own.
+    writes: Writes | None = None
     _commands: list[Message] = field(default_factory=list)
     _answers: list[dict[str, Any]] = field(default_factory=list)
     _priced: bool = False
@@ -278,15 +281,16 @@ class Saga:
         )
 
     async def save(self, order: SagaOrder) -> None:
-        """Write what changed in one statement (one round trip): the order (inserted if new),
-        its lines or their prices, the answers to its steps, the commands (outbox) with their
-        steps, and a NOTIFY to wake its waiters if a client would see the change."""
+        """Write what changed in one statement (one round trip), once per transaction: the
+        order (inserted if new), its lines or their prices, the answers to its steps, the
+        commands (outbox) with their steps, and a NOTIFY to wake its waiters if a client would
+        see the change."""
         new = not order._stored
         changes = order.changes()
         if not (new or changes or self._commands or self._priced or self._answers):
             return
         order.updated_at = utcnow()
-        writes = Writes()
+        writes = self.writes or Writes()
         columns = {f"order__{name}": value for name, value in order.columns().items()}
         if new:
             writes.add(_INSERT_ORDER, columns)
@@ -301,7 +305,8 @@ class Saga:
             self._write_commands(order, writes)
         if new or any(name in changes for name in _VISIBLE):
             writes.then(_NOTIFY, {"notify_payload": f"{order.id}:{order.saga_state.value}"})
-        await writes.run(self.session)
+        if self.writes is None:
+            await writes.run(self.session)
         order._stored = order.columns()
         self._commands, self._answers, self._priced = [], [], False
 

@@ -1,17 +1,18 @@
 """Consuming: one typed handler per message type, each run exactly once per message.
 
 For every delivery: parse the envelope (a message that cannot be parsed is dead-lettered at
-once: retrying cannot fix it); then, in one unit of work, claim the message in the app's
-`inbox` table (a duplicate is acknowledged and skipped) and run the handler, whose outgoing
-messages go to the outbox in that same transaction (with the handler's gathered writes, in one
-statement); acknowledge only after the commit. A handler that fails is retried: deadlocks and
-serialization failures at once, anything else after a growing pause in the queue's retry tiers
-(about a quarter of an hour in all), then it is parked in the queue's dead letters, from where
-`replay-dead-letters` sends it back.
+once: retrying cannot fix it); then, in one unit of work, run the handler, which reads what it
+needs; its writes, the outbox rows of its replies and the message's row in the app's `inbox`
+table go in one statement at the end (a duplicate finds its inbox row there: all is rolled
+back, and the message acknowledged and skipped); acknowledge only after the commit. A handler
+that fails is retried: deadlocks and serialization failures at once, anything else after a
+growing pause in the queue's retry tiers (about a quarter of an hour in all), then it is parked
+in the queue's dead letters, from where `replay-dead-letters` sends it back.
 """
 
 import asyncio
 import contextlib
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -30,9 +31,10 @@ from sqlalchemy import (
     Uuid,
     bindparam,
     func,
+    select,
 )
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import SQLModel
 
@@ -44,7 +46,7 @@ from bookstore_shared.outbox import Outbox, OutboxRelay
 from bookstore_shared.retention import Retention, pruning
 from bookstore_shared.settings import ServiceSettings
 from bookstore_shared.tracing import current_traceparent
-from bookstore_shared.writes import Writes
+from bookstore_shared.writes import Duplicate, Writes
 
 log = structlog.get_logger(__name__)
 RETRYABLE_SQLSTATES = frozenset({"40001", "40P01"})  # serialization failure, deadlock
@@ -190,22 +192,40 @@ class Consumer:
         await message.ack()
 
     async def _handle(self, envelope: Envelope, payload: Message, handler: Handler) -> None:
+        """The handler reads (and locks) what it needs; then its writes, its replies' outbox
+        rows and the message's inbox row go in one statement. If the inbox row was there (a
+        duplicate, handled by another delivery meanwhile), all of it is rolled back."""
         for attempt in range(1, IMMEDIATE_RETRIES + 1):
             try:
                 async with self.db.unit_of_work() as session:
-                    claimed = await session.execute(self._claim, {"claimed": envelope.message_id})
-                    if claimed.first() is None:
-                        log.info("message_duplicate_skipped", consumer=self.purpose)
-                        return
                     context = HandlerContext(session, envelope, self.outbox)
                     await handler(context, payload)
+                    context.writes.claim(self._claim, {"claimed": envelope.message_id})
                     await context.finish()
                 return
+            except Duplicate:
+                log.info("message_duplicate_skipped", consumer=self.purpose)
+                return
+            except IntegrityError:
+                # Two deliveries of one message at once: the other one's rows came first.
+                if await self._handled_already(envelope.message_id):
+                    log.info("message_duplicate_skipped", consumer=self.purpose)
+                    return
+                raise
             except DBAPIError as exc:
                 if not _retryable(exc) or attempt == IMMEDIATE_RETRIES:
                     raise
                 log.info("message_retried", reason=type(exc.orig).__name__, attempt=attempt)
                 await asyncio.sleep(0.01 * attempt)
+
+    async def _handled_already(self, message_id: uuid.UUID) -> bool:
+        async with self.db.sessions() as session:
+            found = await session.execute(
+                select(self.inbox.c.message_id).where(
+                    self.inbox.c.consumer == self.purpose, self.inbox.c.message_id == message_id
+                )
+            )
+            return found.first() is not None
 
 
 @contextlib.asynccontextmanager

@@ -78,6 +78,15 @@ class Database:
             for hook in self.after_commit:
                 hook(session.info)
 
+    @asynccontextmanager
+    async def reads(self) -> AsyncIterator[AsyncSession]:
+        """A session for reads that need no snapshot across statements: no transaction, so
+        no BEGIN and ROLLBACK round trips around them."""
+        async with self.engine.connect() as conn:
+            await conn.execution_options(isolation_level="AUTOCOMMIT")
+            async with AsyncSession(bind=conn) as session:
+                yield session
+
     async def ping(self) -> None:
         async with self.engine.connect() as conn:
             await conn.execute(text("SELECT 1"))

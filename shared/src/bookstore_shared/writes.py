@@ -17,7 +17,17 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Insert, Table, bindparam, column, func, insert, literal_column, select
+from sqlalchemy import (
+    Insert,
+    Table,
+    bindparam,
+    column,
+    exists,
+    func,
+    insert,
+    literal_column,
+    select,
+)
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql import Executable, Select
@@ -50,13 +60,24 @@ _NOTHING_MORE: Select[Any] = select(literal_column("1"))
 
 
 @functools.cache
-def together(*writes: Executable, then: Select[Any] = _NOTHING_MORE) -> Select[Any]:
-    """One statement running every write, each a data-modifying CTE, and then the query
-    `then` (a function such as pg_notify, say). Built once per set of writes (they are
-    module-level statements), so it is compiled once."""
-    return then.add_cte(
-        *(write.cte(f"write_{i}") for i, write in enumerate(writes))  # type: ignore[attr-defined]
-    )
+def together(
+    *writes: Executable, claim: Executable | None = None, then: Select[Any] = _NOTHING_MORE
+) -> Select[Any]:
+    """One statement running every write, each a data-modifying CTE, then the query `then`
+    (a function such as pg_notify, say). With `claim` (an INSERT ... ON CONFLICT DO NOTHING
+    RETURNING), the first column says whether it inserted its row. Built once per set of
+    writes (they are module-level statements), so it is compiled once."""
+    ctes = [write.cte(f"write_{i}") for i, write in enumerate(writes)]  # type: ignore[attr-defined]
+    if claim is not None:
+        claimed = claim.cte("claim")  # type: ignore[attr-defined]
+        ctes.append(claimed)
+        inserted = exists(select(1).select_from(claimed)).label("claimed")
+        then = select(inserted, *then.selected_columns)
+    return then.add_cte(*ctes)
+
+
+class Duplicate(Exception):
+    """The claim found its row there already: everything written with it is rolled back."""
 
 
 @dataclass
@@ -64,11 +85,15 @@ class Writes:
     """Writes gathered for one round trip: statements built once, and their parameters. The
     parameters of all the statements share one namespace: a name used twice must mean the same
     value, and no name may be a column's (SQLAlchemy would take it as a value for that column
-    in an INSERT or UPDATE), hence the `prefix__column` names of `unnest` and `insert_row`."""
+    in an INSERT or UPDATE), hence the `prefix__column` names of `unnest` and `insert_row`.
+
+    A `claim` (a consumer's inbox row) goes last, with the writes it makes count: if its row
+    is there already, `run` raises `Duplicate` and the caller rolls the transaction back."""
 
     statements: list[Executable] = field(default_factory=list)
     params: dict[str, Any] = field(default_factory=dict)
     final: Select[Any] | None = None
+    claimed: Executable | None = None
 
     def add(self, statement: Executable, params: Mapping[str, Any]) -> None:
         if any(s is statement for s in self.statements):
@@ -81,18 +106,24 @@ class Writes:
         self.final = query
         self.params.update(params)
 
+    def claim(self, statement: Executable, params: Mapping[str, Any]) -> None:
+        self.claimed = statement
+        self.params.update(params)
+
     async def run(self, session: AsyncSession) -> None:
         """Send what was gathered (nothing if nothing was), and start afresh."""
-        if not self.statements and self.final is None:
+        if not self.statements and self.final is None and self.claimed is None:
             return
-        if len(self.statements) == 1 and self.final is None:
+        if len(self.statements) == 1 and self.final is None and self.claimed is None:
             statement: Executable = self.statements[0]
-        elif self.final is None:
-            statement = together(*self.statements)
         else:
-            statement = together(*self.statements, then=self.final)
-        await session.execute(statement, self.params)
-        self.statements, self.params, self.final = [], {}, None
+            then = _NOTHING_MORE if self.final is None else self.final
+            statement = together(*self.statements, claim=self.claimed, then=then)
+        result = await session.execute(statement, self.params)
+        claimed = self.claimed
+        self.statements, self.params, self.final, self.claimed = [], {}, None, None
+        if claimed is not None and not result.scalar_one():
+            raise Duplicate
 
 
 def insert_row(table: Table, prefix: str) -> Insert:
