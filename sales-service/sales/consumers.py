@@ -1,6 +1,8 @@
-"""Sales consumes on two queues: the saga's answers, and the payment commands. Each message
-type has one function; this file is where they are bound."""
+"""Sales consumes on two queues: the saga's answers, and the payment commands (refunds; the
+saga authorises payments itself). Each message type has one function; this file is where
+they are bound."""
 
+import functools
 from datetime import timedelta
 from typing import Any
 
@@ -50,8 +52,11 @@ SAGA_ANSWERS = {
 }
 
 
-def saga_handlers(*, outbox: Outbox, step_timeout: timedelta) -> Handlers:
-    """Each answer is applied to its order, locked, within the message's transaction."""
+def saga_handlers(
+    *, outbox: Outbox, step_timeout: timedelta, provider: payments.CardProvider
+) -> Handlers:
+    """Each answer is applied to its order, locked, within the message's transaction; the
+    payment is authorised in that transaction too (from StockReserved)."""
 
     def bind(on_answer: Any) -> Any:
         async def handle(ctx: HandlerContext, message: Message) -> None:
@@ -69,6 +74,7 @@ def saga_handlers(*, outbox: Outbox, step_timeout: timedelta) -> Handlers:
                 reply=message,
                 reply_message_id=ctx.envelope.message_id,
                 writes=ctx.writes,
+                payments=functools.partial(payments.authorize, ctx.session, ctx.writes, provider),
             )
             await on_answer(run, order, message)
             await run.save(order)
@@ -82,6 +88,6 @@ def queues(
     *, outbox: Outbox, step_timeout: timedelta, provider: payments.CardProvider
 ) -> dict[str, Handlers]:
     return {
-        SALES_SAGA: saga_handlers(outbox=outbox, step_timeout=step_timeout),
+        SALES_SAGA: saga_handlers(outbox=outbox, step_timeout=step_timeout, provider=provider),
         SALES_PAYMENTS: payments.handlers(provider),
     }

@@ -1,4 +1,5 @@
-"""Payments: a card provider interface, the fake provider, and the payment consumer.
+"""Payments: a card provider interface, the fake provider, authorisation (run by the saga
+in-process), and the payment consumer (refunds).
 
 The card number is handed to the provider once, when the order is placed, in exchange for a
 token; only the token and the last four digits are kept. The fake provider answers by card:
@@ -13,6 +14,7 @@ from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy import Table, bindparam, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from bookstore_shared.columns import utcnow
 from bookstore_shared.consumer import HandlerContext, Handlers
@@ -23,7 +25,7 @@ from bookstore_shared.messages import (
     PaymentRefunded,
     RefundPayment,
 )
-from bookstore_shared.writes import insert_row, row
+from bookstore_shared.writes import Writes, insert_row, row
 from sales.models import Payment, PaymentStatus
 
 DeclineReason = Literal["payment_declined", "insufficient_funds"]
@@ -134,8 +136,8 @@ _REFUNDED = (
 )
 
 
-def _new_payment(ctx: HandlerContext, **values: Any) -> dict[str, Any]:
-    """A payment row, written with the handler's reply."""
+def _new_payment(writes: Writes, **values: Any) -> dict[str, Any]:
+    """A payment row, written with the caller's other writes."""
     now = utcnow()
     payment = {
         "id": uuid.uuid4(),
@@ -146,42 +148,50 @@ def _new_payment(ctx: HandlerContext, **values: Any) -> dict[str, Any]:
         "updated_at": now,
         **values,
     }
-    ctx.writes.add(_INSERT_PAYMENT, row("payment", payment))
+    writes.add(_INSERT_PAYMENT, row("payment", payment))
     return payment
 
 
+async def authorize(
+    session: AsyncSession, writes: Writes, provider: CardProvider, command: AuthorizePayment
+) -> PaymentAuthorized | PaymentDeclined:
+    """Authorise an order's payment once: the provider's idempotency key is the order, and the
+    payment row goes with the caller's `writes`, in its transaction. Asked again (a retried
+    command), the same answer as the first time; after a refund that came first, declined."""
+    found = (await session.execute(_PAYMENT_OF_ORDER, {"order": command.order_id})).first()
+    if found is not None:
+        payment = dict(found._mapping)
+    else:
+        result = await provider.authorize(
+            token=command.payment_token,
+            amount_cents=command.amount_cents,
+            idempotency_key=str(command.order_id),
+        )
+        payment = _new_payment(
+            writes,
+            order_id=command.order_id,
+            amount_cents=command.amount_cents,
+            status=PaymentStatus.AUTHORIZED if result.approved else PaymentStatus.DECLINED,
+            provider_reference=result.reference,
+            decline_reason=result.decline_reason,
+        )
+    if payment["status"] == PaymentStatus.VOIDED:
+        return PaymentDeclined(order_id=command.order_id, reason="voided")
+    if payment["status"] == PaymentStatus.DECLINED:
+        reason: DeclineReason = payment["decline_reason"] or "payment_declined"
+        return PaymentDeclined(order_id=command.order_id, reason=reason)
+    return PaymentAuthorized(
+        order_id=command.order_id, payment_id=payment["id"], amount_cents=payment["amount_cents"]
+    )
+
+
 def handlers(provider: CardProvider) -> Handlers:
-    async def authorize(ctx: HandlerContext, message: AuthorizePayment) -> None:
-        found = (await ctx.session.execute(_PAYMENT_OF_ORDER, {"order": message.order_id})).first()
-        if found is not None:  # asked again (a retried command): the same answer as the first time
-            payment = dict(found._mapping)
-        else:
-            result = await provider.authorize(
-                token=message.payment_token,
-                amount_cents=message.amount_cents,
-                idempotency_key=str(message.order_id),
-            )
-            payment = _new_payment(
-                ctx,
-                order_id=message.order_id,
-                amount_cents=message.amount_cents,
-                status=PaymentStatus.AUTHORIZED if result.approved else PaymentStatus.DECLINED,
-                provider_reference=result.reference,
-                decline_reason=result.decline_reason,
-            )
-        if payment["status"] == PaymentStatus.VOIDED:
-            await ctx.send(PaymentDeclined(order_id=message.order_id, reason="voided"))
-        elif payment["status"] == PaymentStatus.DECLINED:
-            reason: DeclineReason = payment["decline_reason"] or "payment_declined"
-            await ctx.send(PaymentDeclined(order_id=message.order_id, reason=reason))
-        else:
-            await ctx.send(
-                PaymentAuthorized(
-                    order_id=message.order_id,
-                    payment_id=payment["id"],
-                    amount_cents=payment["amount_cents"],
-                )
-            )
+    """The payment commands' consumer. The saga authorises in-process (`authorize`, from its
+    StockReserved handler); an AuthorizePayment message is still answered: one sent, or resent
+    by the deadline sweeper, for a step begun before payment was folded into the saga."""
+
+    async def authorize_command(ctx: HandlerContext, message: AuthorizePayment) -> None:
+        await ctx.send(await authorize(ctx.session, ctx.writes, provider, message))
 
     async def refund(ctx: HandlerContext, message: RefundPayment) -> None:
         payment = (
@@ -192,7 +202,7 @@ def handlers(provider: CardProvider) -> Handlers:
             # Nothing authorised yet (the command is late, or lost): a voided payment is kept,
             # so that the authorisation, should it come, is refused and never made.
             voided = PaymentStatus.VOIDED
-            _new_payment(ctx, order_id=message.order_id, amount_cents=0, status=voided)
+            _new_payment(ctx.writes, order_id=message.order_id, amount_cents=0, status=voided)
         elif payment.status == PaymentStatus.AUTHORIZED:
             assert payment.provider_reference is not None
             await provider.refund(
@@ -206,4 +216,4 @@ def handlers(provider: CardProvider) -> Handlers:
             refunded = payment.refunded_cents
         await ctx.send(PaymentRefunded(order_id=message.order_id, refunded_cents=refunded))
 
-    return {AuthorizePayment: authorize, RefundPayment: refund}
+    return {AuthorizePayment: authorize_command, RefundPayment: refund}

@@ -13,6 +13,7 @@ these functions in `consumers.py`; deadlines are watched in `deadlines.py`.
 """
 
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -252,7 +253,10 @@ class Saga:
     # Where a save's writes go: a consumer's, sent with its inbox row when the handler ends;
     # none: each save sends its own.
     writes: Writes | None = None
+    # Authorises a payment here and now (`payments.authorize` bound to this transaction).
+    payments: Callable[[AuthorizePayment], Awaitable[Message]] | None = None
     _commands: list[Message] = field(default_factory=list)
+    _performed: list[dict[str, Any]] = field(default_factory=list)
     _answers: list[dict[str, Any]] = field(default_factory=list)
     _priced: bool = False
 
@@ -260,25 +264,58 @@ class Saga:
         self._commands.append(command)
         log.info("saga_command_sent", order_id=str(order.id), command=command.type_name())
 
+    async def pay(self, order: SagaOrder, command: AuthorizePayment) -> Message:
+        """The payment step, run in this transaction rather than sent: its step is recorded
+        as sent, and answered by the `answer` that follows, in the same save."""
+        assert self.payments is not None, "payments are authorised from the saga's consumer"
+        name, kind = STEP_NAMES[AuthorizePayment]
+        self._performed.append(
+            {
+                "id": uuid.uuid4(),
+                "name": name,
+                "kind": kind,
+                "command_type": command.type_name(),
+                "command": command.model_dump(mode="json"),
+                "command_message_id": uuid.uuid4(),  # no message: the step's own id
+                "sent_at": utcnow(),
+                "status": StepStatus.SENT,
+                "reply_type": None,
+                "reply_message_id": None,
+                "detail": None,
+                "answered_at": None,
+            }
+        )
+        return await self.payments(command)
+
     def priced(self) -> None:
         """The order's lines got their titles and prices: they are written on save."""
         self._priced = True
 
     async def answer(
-        self, order: SagaOrder, name: str, status: StepStatus, detail: dict[str, Any] | None = None
+        self,
+        order: SagaOrder,
+        name: str,
+        status: StepStatus,
+        detail: dict[str, Any] | None = None,
+        *,
+        reply: Message | None = None,
     ) -> None:
-        """Record the answer to step `name` (written on save). Only a step still waiting is
-        answered: a duplicate or late answer keeps the first."""
-        self._answers.append(
-            {
-                "step": name,
-                "status": status,
-                "reply_type": self.reply.type_name() if self.reply else None,
-                "reply_message_id": self.reply_message_id,
-                "detail": detail,
-                "answered_at": utcnow(),
-            }
-        )
+        """Record the answer to step `name` (written on save): `reply`, or else the message
+        being handled. Only a step still waiting is answered: a duplicate or late answer keeps
+        the first."""
+        reply = reply or self.reply
+        answer = {
+            "status": status,
+            "reply_type": reply.type_name() if reply else None,
+            "reply_message_id": self.reply_message_id if reply is self.reply else None,
+            "detail": detail,
+            "answered_at": utcnow(),
+        }
+        for step in self._performed:  # run in this transaction: answered as it is written
+            if step["name"] == name and step["status"] == StepStatus.SENT:
+                step.update(answer)
+                return
+        self._answers.append({"step": name, **answer})
 
     async def save(self, order: SagaOrder) -> None:
         """Write what changed in one statement (one round trip), once per transaction: the
@@ -287,7 +324,9 @@ class Saga:
         see the change."""
         new = not order._stored
         changes = order.changes()
-        if not (new or changes or self._commands or self._priced or self._answers):
+        if not (
+            new or changes or self._commands or self._performed or self._priced or self._answers
+        ):
             return
         order.updated_at = utcnow()
         writes = self.writes or Writes()
@@ -301,8 +340,8 @@ class Saga:
             writes.add(_PRICE_LINES, arrays("price", _PRICE, [vars(line) for line in order.lines]))
         if self._answers:
             writes.add(_ANSWER_STEPS, arrays("answer", _ANSWER, self._answers))
-        if self._commands:
-            self._write_commands(order, writes)
+        if self._commands or self._performed:
+            self._write_steps(order, writes)
         if new or any(name in changes for name in _VISIBLE):
             writes.then(_NOTIFY, {"notify_payload": f"{order.id}:{order.saga_state.value}"})
         if self.writes is None:
@@ -310,11 +349,12 @@ class Saga:
         order._stored = order.columns()
         self._commands, self._answers, self._priced = [], [], False
 
-    def _write_commands(self, order: SagaOrder, writes: Writes) -> None:
+    def _write_steps(self, order: SagaOrder, writes: Writes) -> None:
+        """The commands into the outbox, and a step for each, and for each step performed."""
         envelopes, messages = self.outbox.stage(
             self.session, self._commands, causation_id=self.causation_id
         )
-        steps = []
+        steps = list(self._performed)
         for envelope, command in zip(envelopes, self._commands, strict=True):
             name, kind = STEP_NAMES[type(command)]
             steps.append(
@@ -326,13 +366,20 @@ class Saga:
                     "command": envelope.payload,
                     "command_message_id": envelope.message_id,
                     "sent_at": envelope.occurred_at,
+                    "status": StepStatus.SENT,
+                    "reply_type": None,
+                    "reply_message_id": None,
+                    "detail": None,
+                    "answered_at": None,
                 }
             )
-        writes.add(self.outbox.insert_staged, messages)
+        if envelopes:
+            writes.add(self.outbox.insert_staged, messages)
         writes.add(
             _INSERT_STEPS,
             arrays("step", _STEP, steps) | {"step_deadline": utcnow() + self.step_timeout},
         )
+        self._performed = []
 
 
 # --- The statements of a save, built once: `Writes` sends those a save needs as one --------
@@ -355,6 +402,11 @@ _STEP = {
     "command": JSONB(),
     "command_message_id": Uuid(),
     "sent_at": DateTime(timezone=True),
+    "status": String(),
+    "reply_type": String(),
+    "reply_message_id": Uuid(),
+    "detail": JSONB(),
+    "answered_at": DateTime(timezone=True),
 }
 # What a saga may change of an order (everything but who placed it, and when).
 _MUTABLE = [c.name for c in ORDERS.columns if c.name not in ("id", "customer_id", "created_at")]
@@ -393,11 +445,10 @@ _ANSWER_STEPS = (  # only a step still waiting is answered: a late answer keeps 
 )
 _step = unnest("step", _STEP)
 _INSERT_STEPS = insert(STEPS).from_select(
-    [*_STEP, "order_id", "status", "attempts", "deadline_at"],
+    [*_STEP, "order_id", "attempts", "deadline_at"],
     select(
         *(_step.c[name] for name in _STEP),
         _order("id"),
-        literal(StepStatus.SENT.value, String()),
         literal(1, Integer()),
         bindparam("step_deadline", type_=DateTime(timezone=True)),
     ),
@@ -494,12 +545,17 @@ async def on_stock_reserved(saga: Saga, order: SagaOrder, message: StockReserved
         return
     assert order.payment_token is not None
     order.payment_state = PaymentState.REQUESTED
-    await saga.send(
+    outcome = await saga.pay(
         order,
         AuthorizePayment(
             order_id=order.id, amount_cents=order.total_cents, payment_token=order.payment_token
         ),
     )
+    if isinstance(outcome, PaymentAuthorized):
+        await on_payment_authorized(saga, order, outcome)
+    else:
+        assert isinstance(outcome, PaymentDeclined)
+        await on_payment_declined(saga, order, outcome)
 
 
 async def on_stock_rejected(saga: Saga, order: SagaOrder, message: StockRejected) -> None:
@@ -563,7 +619,11 @@ async def on_stock_returned(saga: Saga, order: SagaOrder, message: StockReturned
 
 async def on_payment_authorized(saga: Saga, order: SagaOrder, message: PaymentAuthorized) -> None:
     await saga.answer(
-        order, "authorize_payment", StepStatus.SUCCEEDED, {"amount_cents": message.amount_cents}
+        order,
+        "authorize_payment",
+        StepStatus.SUCCEEDED,
+        {"amount_cents": message.amount_cents},
+        reply=message,
     )
     if order.payment_state != PaymentState.REQUESTED:
         return
@@ -584,7 +644,9 @@ async def on_payment_authorized(saga: Saga, order: SagaOrder, message: PaymentAu
 
 
 async def on_payment_declined(saga: Saga, order: SagaOrder, message: PaymentDeclined) -> None:
-    await saga.answer(order, "authorize_payment", StepStatus.FAILED, {"reason": message.reason})
+    await saga.answer(
+        order, "authorize_payment", StepStatus.FAILED, {"reason": message.reason}, reply=message
+    )
     if order.payment_state != PaymentState.REQUESTED:
         return
     order.payment_state = PaymentState.DECLINED

@@ -152,17 +152,17 @@ class Gate:
 
 
 @pytest.fixture
-async def payment_gate(stack: LocalStack, tmp_path: Path) -> AsyncIterator[Gate]:
-    """Payments wait until the gate opens: the test says when they go on."""
-    gate = Gate(tmp_path / "let-payments-through")
+async def delivery_gate(stack: LocalStack, tmp_path: Path) -> AsyncIterator[Gate]:
+    """Deliveries are scheduled only once the gate opens: the test says when they go on."""
+    gate = Gate(tmp_path / "let-deliveries-through")
     await asyncio.to_thread(
-        stack.restart, "sales", {"BOOKSTORE_FAULTS": f"hold:AuthorizePayment:{gate.path}"}
+        stack.restart, "delivery", {"BOOKSTORE_FAULTS": f"hold:ScheduleDelivery:{gate.path}"}
     )
     try:
         yield gate
     finally:
         await gate.open()
-        await asyncio.to_thread(stack.restart, "sales")
+        await asyncio.to_thread(stack.restart, "delivery")
 
 
 @pytest.fixture
@@ -176,8 +176,8 @@ async def short_lease(stack: LocalStack) -> AsyncIterator[None]:
 
 
 @pytest.mark.usefixtures("short_lease")
-async def test_reservation_expiry_releases_stock_and_refunds_a_late_payment(
-    shop: Shop, payment_gate: Gate
+async def test_reservation_expiry_while_delivery_is_held_releases_stock_and_refunds(
+    shop: Shop, delivery_gate: Gate
 ) -> None:
     book = await shop.new_book(stock=2)
     customer = await shop.new_customer()
@@ -188,19 +188,21 @@ async def test_reservation_expiry_releases_stock_and_refunds_a_late_payment(
         return saga["saga_state"] == "compensating" and saga["cancel_reason"] == "expired"
 
     await eventually(expired, within=30, what="the reservation to expire")
-    assert await shop.counts(book) == (2, 0, 0)  # released, while the payment is held
-    await payment_gate.open()  # the payment is authorised only now, after the lease ran out
+    assert await shop.counts(book) == (2, 0, 0)  # released, while the delivery is held
+    await delivery_gate.open()  # scheduled only now, after the lease ran out: cancelled
     final = await shop.wait_final(order["id"], customer, within=30)
     assert (final["status"], final["cancel_reason"]) == ("cancelled", "expired")
     assert await shop.counts(book) == (2, 0, 0)
     saga = await shop.saga(order["id"], customer)
     refund = [s for s in saga["steps"] if s["name"] == "refund_payment"]
     assert [(s["status"], s["detail"]) for s in refund] == [("succeeded", {"refunded_cents": 2000})]
+    cancel = [s["status"] for s in saga["steps"] if s["name"] == "cancel_delivery"]
+    assert cancel == ["succeeded"]  # the late delivery was scheduled, then cancelled
     assert "commit_stock" not in {s["name"] for s in saga["steps"]}
 
 
 async def test_idempotency_key_reused_while_first_request_runs_is_a_conflict(
-    shop: Shop, payment_gate: Gate
+    shop: Shop, delivery_gate: Gate
 ) -> None:
     book = await shop.new_book(stock=5)
     customer = await shop.new_customer()
@@ -214,7 +216,7 @@ async def test_idempotency_key_reused_while_first_request_runs_is_a_conflict(
     second = await shop.place_order(customer, [(book, 1)], key=key, wait=None)
     assert second.status_code == 409
     assert second.json()["code"] == "idempotency_key_in_flight"
-    await payment_gate.open()
+    await delivery_gate.open()
     assert (await first).status_code == 201
 
 
