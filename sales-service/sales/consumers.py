@@ -29,7 +29,7 @@ from bookstore_shared.messages import (
 )
 from bookstore_shared.messaging import SALES_PAYMENTS, SALES_SAGA
 from bookstore_shared.outbox import Outbox
-from sales import payments, saga
+from sales import payments, saga, saga_store
 
 log = structlog.get_logger(__name__)
 
@@ -60,13 +60,13 @@ def saga_handlers(
 
     def bind(on_answer: Any) -> Any:
         async def handle(ctx: HandlerContext, message: Message) -> None:
-            order = await saga.lock_order(
+            order = await saga_store.lock_order(
                 ctx.session, message.order_id, with_lines=on_answer is saga.on_stock_reserved
             )
             if order is None:
                 log.warning("saga_reply_for_unknown_order", order_id=str(message.order_id))
                 return
-            run = saga.Saga(
+            run = saga_store.Saga(
                 ctx.session,
                 outbox,
                 step_timeout,

@@ -25,7 +25,8 @@ from sales.models import (
     StepStatus,
     StockState,
 )
-from sales.saga import Saga, fail, lock_order
+from sales.saga import fail
+from sales.saga_store import Saga, lock_order
 
 log = structlog.get_logger(__name__)
 

@@ -24,7 +24,7 @@ from sales.models import (
     SagaState,
     SagaStepPublic,
 )
-from sales.saga import Saga, read_order
+from sales.saga_store import Saga, read_order
 from sales.service import OrderCreate
 from sales.watch import OrderWatch, Watcher
 

@@ -2,40 +2,24 @@
 
     reserve stock ─▶ authorize payment ─▶ schedule delivery ─▶ commit stock ─▶ confirmed
 
+The payment is authorised in the same transaction as the StockReserved answer (`Saga.pay`),
+not through the broker: sales is the payment as well as the saga (see README, the order saga).
+
 An order tracks each resource the saga touches (stock, payment, delivery). When a step fails,
 a step times out, or the customer cancels, the saga compensates what the order holds, delivery
 first: only once delivery has confirmed that no parcel will leave are the stock given back and
 the payment refunded. If the parcel has left already, delivery refuses, the cancel is refused
 (the order says why) and nothing is undone. The order becomes `cancelled` once every
 compensation has been answered; answers to commands still in flight are compensated when they
-come. Every command sent and every answer is written to `saga_steps`. The messages are bound to
+come. Every command sent and every answer is written to `saga_steps` (`saga_store.py`: the
+order as the saga holds it, and how a step's changes are written). The messages are bound to
 these functions in `consumers.py`; deadlines are watched in `deadlines.py`.
 """
 
-import uuid
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
-from sqlalchemy import (
-    DateTime,
-    Integer,
-    String,
-    Table,
-    Uuid,
-    bindparam,
-    func,
-    insert,
-    literal,
-    select,
-    update,
-)
-from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from bookstore_shared.columns import utcnow
 from bookstore_shared.messages import (
     Address,
     AuthorizePayment,
@@ -47,7 +31,6 @@ from bookstore_shared.messages import (
     DeliveryScheduled,
     DeliveryStatusChanged,
     Line,
-    Message,
     PaymentAuthorized,
     PaymentDeclined,
     PaymentRefunded,
@@ -64,35 +47,18 @@ from bookstore_shared.messages import (
     StockReserved,
     StockReturned,
 )
-from bookstore_shared.outbox import Outbox
-from bookstore_shared.writes import Writes, arrays, unnest
 from sales.models import (
     CancelReason,
     DeliveryState,
-    Order,
-    OrderLine,
     OrderStatus,
     PaymentState,
     SagaState,
-    SagaStep,
-    StepKind,
     StepStatus,
     StockState,
 )
+from sales.saga_store import Saga, SagaOrder
 
 log = structlog.get_logger(__name__)
-ORDER_CHANNEL = "sales_order_changed"
-
-STEP_NAMES: dict[type[Message], tuple[str, StepKind]] = {
-    ReserveStock: ("reserve_stock", StepKind.ACTION),
-    AuthorizePayment: ("authorize_payment", StepKind.ACTION),
-    ScheduleDelivery: ("schedule_delivery", StepKind.ACTION),
-    CommitStock: ("commit_stock", StepKind.ACTION),
-    ReleaseStock: ("release_stock", StepKind.COMPENSATION),
-    ReturnStock: ("return_stock", StepKind.COMPENSATION),
-    RefundPayment: ("refund_payment", StepKind.COMPENSATION),
-    CancelDelivery: ("cancel_delivery", StepKind.COMPENSATION),
-}
 # A resource in one of these states has a command out and is waiting for its answer.
 IN_FLIGHT = frozenset(
     {
@@ -120,340 +86,6 @@ DELIVERY_PROGRESS = (
     DeliveryState.DELIVERED,
 )
 LEFT = frozenset({DeliveryState.DISPATCHED, DeliveryState.IN_TRANSIT, DeliveryState.DELIVERED})
-
-
-ORDERS: Table = Order.__table__  # type: ignore[assignment]
-LINES: Table = OrderLine.__table__  # type: ignore[assignment]
-STEPS: Table = SagaStep.__table__  # type: ignore[assignment]
-# What a client sees of an order: a change to any of these wakes its waiters.
-_VISIBLE = ("status", "saga_state", "cancel_reason", "cancel_refusal", "total_cents")
-
-
-@dataclass
-class SagaLine:
-    id: uuid.UUID
-    book_id: uuid.UUID
-    quantity: int
-    title: str | None = None
-    unit_price_cents: int | None = None
-
-
-@dataclass
-class SagaOrder:
-    """An order's row as the saga reads and changes it: plain fields, written back by
-    `Saga.save` as one statement for what changed (no ORM unit of work on this path)."""
-
-    id: uuid.UUID
-    customer_id: uuid.UUID
-    status: OrderStatus
-    cancel_reason: CancelReason | None
-    cancel_details: dict[str, Any] | None
-    cancel_refusal: str | None
-    total_cents: int | None
-    shipping_address: dict[str, str | None]
-    card_last4: str | None
-    payment_token: str | None
-    saga_state: SagaState
-    stock_state: StockState
-    payment_state: PaymentState
-    delivery_state: DeliveryState
-    payment_id: uuid.UUID | None
-    delivery_id: uuid.UUID | None
-    created_at: datetime
-    updated_at: datetime
-    lines: list[SagaLine] = field(default_factory=list)
-    _stored: dict[str, Any] = field(default_factory=dict, repr=False)
-
-    @classmethod
-    def new(
-        cls,
-        *,
-        customer_id: uuid.UUID,
-        shipping_address: dict[str, str | None],
-        card_last4: str,
-        payment_token: str,
-        lines: list[tuple[uuid.UUID, int]],
-    ) -> "SagaOrder":
-        now = utcnow()
-        return cls(
-            id=uuid.uuid4(),
-            customer_id=customer_id,
-            status=OrderStatus.PENDING,
-            cancel_reason=None,
-            cancel_details=None,
-            cancel_refusal=None,
-            total_cents=None,
-            shipping_address=shipping_address,
-            card_last4=card_last4,
-            payment_token=payment_token,
-            saga_state=SagaState.RUNNING,
-            stock_state=StockState.NONE,
-            payment_state=PaymentState.NONE,
-            delivery_state=DeliveryState.NONE,
-            payment_id=None,
-            delivery_id=None,
-            created_at=now,
-            updated_at=now,
-            lines=[SagaLine(uuid.uuid4(), book_id, quantity) for book_id, quantity in lines],
-        )
-
-    def columns(self) -> dict[str, Any]:
-        return {c.name: getattr(self, c.name) for c in ORDERS.columns}
-
-    def changes(self) -> dict[str, Any]:
-        return {k: v for k, v in self.columns().items() if self._stored.get(k, _UNSET) != v}
-
-
-_UNSET = object()
-
-
-async def lock_order(
-    session: AsyncSession, order_id: uuid.UUID, *, with_lines: bool = True
-) -> SagaOrder | None:
-    """The order, locked: answers about one order are applied one at a time."""
-    return await read_order(session, order_id, lock=True, with_lines=with_lines)
-
-
-async def read_order(
-    session: AsyncSession, order_id: uuid.UUID, *, lock: bool = False, with_lines: bool = True
-) -> SagaOrder | None:
-    query = select(ORDERS).where(ORDERS.c.id == order_id)
-    row = (await session.execute(query.with_for_update() if lock else query)).first()
-    if row is None:
-        return None
-    stored = dict(row._mapping)
-    order = SagaOrder(**stored, _stored=stored)
-    if with_lines:
-        lines = await session.execute(
-            select(
-                LINES.c.id,
-                LINES.c.book_id,
-                LINES.c.quantity,
-                LINES.c.title,
-                LINES.c.unit_price_cents,
-            )
-            .where(LINES.c.order_id == order_id)
-            .order_by(LINES.c.book_id)
-        )
-        order.lines = [SagaLine(*line) for line in lines]
-    return order
-
-
-@dataclass
-class Saga:
-    """One order's saga within one transaction: what it sends and what it answers are written
-    with the order's changes when it is saved, all in one statement."""
-
-    session: AsyncSession
-    outbox: Outbox
-    step_timeout: timedelta
-    causation_id: uuid.UUID | None = None
-    reply: Message | None = None
-    reply_message_id: uuid.UUID | None = None
-    # Where a save's writes go: a consumer's, sent with its inbox row when the handler ends;
-    # none: each save sends its own.
-    writes: Writes | None = None
-    # Authorises a payment here and now (`payments.authorize` bound to this transaction).
-    payments: Callable[[AuthorizePayment], Awaitable[Message]] | None = None
-    _commands: list[Message] = field(default_factory=list)
-    _performed: list[dict[str, Any]] = field(default_factory=list)
-    _answers: list[dict[str, Any]] = field(default_factory=list)
-    _priced: bool = False
-
-    async def send(self, order: SagaOrder, command: Message) -> None:
-        self._commands.append(command)
-        log.info("saga_command_sent", order_id=str(order.id), command=command.type_name())
-
-    async def pay(self, order: SagaOrder, command: AuthorizePayment) -> Message:
-        """The payment step, run in this transaction rather than sent: its step is recorded
-        as sent, and answered by the `answer` that follows, in the same save."""
-        assert self.payments is not None, "payments are authorised from the saga's consumer"
-        name, kind = STEP_NAMES[AuthorizePayment]
-        self._performed.append(
-            {
-                "id": uuid.uuid4(),
-                "name": name,
-                "kind": kind,
-                "command_type": command.type_name(),
-                "command": command.model_dump(mode="json"),
-                "command_message_id": uuid.uuid4(),  # no message: the step's own id
-                "sent_at": utcnow(),
-                "status": StepStatus.SENT,
-                "reply_type": None,
-                "reply_message_id": None,
-                "detail": None,
-                "answered_at": None,
-            }
-        )
-        return await self.payments(command)
-
-    def priced(self) -> None:
-        """The order's lines got their titles and prices: they are written on save."""
-        self._priced = True
-
-    async def answer(
-        self,
-        order: SagaOrder,
-        name: str,
-        status: StepStatus,
-        detail: dict[str, Any] | None = None,
-        *,
-        reply: Message | None = None,
-    ) -> None:
-        """Record the answer to step `name` (written on save): `reply`, or else the message
-        being handled. Only a step still waiting is answered: a duplicate or late answer keeps
-        the first."""
-        reply = reply or self.reply
-        answer = {
-            "status": status,
-            "reply_type": reply.type_name() if reply else None,
-            "reply_message_id": self.reply_message_id if reply is self.reply else None,
-            "detail": detail,
-            "answered_at": utcnow(),
-        }
-        for step in self._performed:  # run in this transaction: answered as it is written
-            if step["name"] == name and step["status"] == StepStatus.SENT:
-                step.update(answer)
-                return
-        self._answers.append({"step": name, **answer})
-
-    async def save(self, order: SagaOrder) -> None:
-        """Write what changed in one statement (one round trip), once per transaction: the
-        order (inserted if new), its lines or their prices, the answers to its steps, the
-        commands (outbox) with their steps, and a NOTIFY to wake its waiters if a client would
-        see the change."""
-        new = not order._stored
-        changes = order.changes()
-        if not (
-            new or changes or self._commands or self._performed or self._priced or self._answers
-        ):
-            return
-        order.updated_at = utcnow()
-        writes = self.writes or Writes()
-        columns = {f"order__{name}": value for name, value in order.columns().items()}
-        if new:
-            writes.add(_INSERT_ORDER, columns)
-            writes.add(_INSERT_LINES, arrays("line", _LINE, [vars(line) for line in order.lines]))
-        else:
-            writes.add(_UPDATE_ORDER, columns)
-        if self._priced:
-            writes.add(_PRICE_LINES, arrays("price", _PRICE, [vars(line) for line in order.lines]))
-        if self._answers:
-            writes.add(_ANSWER_STEPS, arrays("answer", _ANSWER, self._answers))
-        if self._commands or self._performed:
-            self._write_steps(order, writes)
-        if new or any(name in changes for name in _VISIBLE):
-            writes.then(_NOTIFY, {"notify_payload": f"{order.id}:{order.saga_state.value}"})
-        if self.writes is None:
-            await writes.run(self.session)
-        order._stored = order.columns()
-        self._commands, self._answers, self._priced = [], [], False
-
-    def _write_steps(self, order: SagaOrder, writes: Writes) -> None:
-        """The commands into the outbox, and a step for each, and for each step performed."""
-        envelopes, messages = self.outbox.stage(
-            self.session, self._commands, causation_id=self.causation_id
-        )
-        steps = list(self._performed)
-        for envelope, command in zip(envelopes, self._commands, strict=True):
-            name, kind = STEP_NAMES[type(command)]
-            steps.append(
-                {
-                    "id": uuid.uuid4(),
-                    "name": name,
-                    "kind": kind,
-                    "command_type": envelope.type,
-                    "command": envelope.payload,
-                    "command_message_id": envelope.message_id,
-                    "sent_at": envelope.occurred_at,
-                    "status": StepStatus.SENT,
-                    "reply_type": None,
-                    "reply_message_id": None,
-                    "detail": None,
-                    "answered_at": None,
-                }
-            )
-        if envelopes:
-            writes.add(self.outbox.insert_staged, messages)
-        writes.add(
-            _INSERT_STEPS,
-            arrays("step", _STEP, steps) | {"step_deadline": utcnow() + self.step_timeout},
-        )
-        self._performed = []
-
-
-# --- The statements of a save, built once: `Writes` sends those a save needs as one --------
-
-_LINE = {"id": Uuid(), "book_id": Uuid(), "quantity": Integer()}
-_PRICE = {"id": Uuid(), "title": String(), "unit_price_cents": Integer()}
-_ANSWER = {
-    "step": String(),
-    "status": String(),
-    "reply_type": String(),
-    "reply_message_id": Uuid(),
-    "detail": JSONB(),
-    "answered_at": DateTime(timezone=True),
-}
-_STEP = {
-    "id": Uuid(),
-    "name": String(),
-    "kind": String(),
-    "command_type": String(),
-    "command": JSONB(),
-    "command_message_id": Uuid(),
-    "sent_at": DateTime(timezone=True),
-    "status": String(),
-    "reply_type": String(),
-    "reply_message_id": Uuid(),
-    "detail": JSONB(),
-    "answered_at": DateTime(timezone=True),
-}
-# What a saga may change of an order (everything but who placed it, and when).
-_MUTABLE = [c.name for c in ORDERS.columns if c.name not in ("id", "customer_id", "created_at")]
-
-
-def _order(name: str) -> Any:
-    return bindparam(f"order__{name}", type_=ORDERS.c[name].type)
-
-
-_INSERT_ORDER = insert(ORDERS).values({c.name: _order(c.name) for c in ORDERS.columns})
-_UPDATE_ORDER = (
-    update(ORDERS)
-    .where(ORDERS.c.id == _order("id"))
-    .values({name: _order(name) for name in _MUTABLE})
-)
-_line = unnest("line", _LINE)
-_INSERT_LINES = insert(LINES).from_select(
-    ["id", "order_id", "book_id", "quantity"],
-    select(_line.c.id, _order("id"), _line.c.book_id, _line.c.quantity),
-)
-_price = unnest("price", _PRICE)
-_PRICE_LINES = (
-    update(LINES)
-    .where(LINES.c.id == _price.c.id)
-    .values(title=_price.c.title, unit_price_cents=_price.c.unit_price_cents)
-)
-_answer = unnest("answer", _ANSWER)
-_ANSWER_STEPS = (  # only a step still waiting is answered: a late answer keeps the first
-    update(STEPS)
-    .where(
-        STEPS.c.order_id == _order("id"),
-        STEPS.c.name == _answer.c.step,
-        STEPS.c.status == StepStatus.SENT,
-    )
-    .values({name: _answer.c[name] for name in _ANSWER if name != "step"})
-)
-_step = unnest("step", _STEP)
-_INSERT_STEPS = insert(STEPS).from_select(
-    [*_STEP, "order_id", "attempts", "deadline_at"],
-    select(
-        *(_step.c[name] for name in _STEP),
-        _order("id"),
-        literal(1, Integer()),
-        bindparam("step_deadline", type_=DateTime(timezone=True)),
-    ),
-)
-_NOTIFY = select(func.pg_notify(ORDER_CHANNEL, bindparam("notify_payload", type_=String())))
 
 
 async def start(saga: Saga, order: SagaOrder) -> None:

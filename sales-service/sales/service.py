@@ -17,7 +17,7 @@ from bookstore_shared.columns import utcnow
 from bookstore_shared.identity import Principal
 from bookstore_shared.messages import Address
 from bookstore_shared.pagination import PageParams
-from sales import saga
+from sales import saga, saga_store
 from sales.errors import (
     IdempotencyKeyInFlight,
     IdempotencyKeyReused,
@@ -92,14 +92,14 @@ async def list_orders(
 async def place_order(
     session: AsyncSession,
     *,
-    saga_run: saga.Saga,
+    saga_run: saga_store.Saga,
     provider: CardProvider,
     customer: Principal,
     data: OrderCreate,
-) -> saga.SagaOrder:
+) -> saga_store.SagaOrder:
     """Create the order (pending) and start its saga; the card is exchanged for a token."""
     assert customer.user_id is not None
-    order = saga.SagaOrder.new(
+    order = saga_store.SagaOrder.new(
         customer_id=customer.user_id,
         shipping_address=data.shipping_address.model_dump(mode="json"),
         card_last4=data.payment.last4,
@@ -112,9 +112,9 @@ async def place_order(
 
 
 async def cancel_order(
-    session: AsyncSession, *, saga_run: saga.Saga, order_id: uuid.UUID, principal: Principal
-) -> saga.SagaOrder:
-    order = await saga.lock_order(session, order_id)
+    session: AsyncSession, *, saga_run: saga_store.Saga, order_id: uuid.UUID, principal: Principal
+) -> saga_store.SagaOrder:
+    order = await saga_store.lock_order(session, order_id)
     if order is None or not principal.can_see(order.customer_id):
         raise OrderNotFound(f"No order with id {order_id}.")
     if order.status in (OrderStatus.SHIPPED, OrderStatus.DELIVERED) or order.delivery_state in (

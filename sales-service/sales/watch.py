@@ -17,7 +17,7 @@ import structlog
 from bookstore_shared.background import cancel
 from bookstore_shared.db import asyncpg_dsn
 from sales.models import SagaState
-from sales.saga import ORDER_CHANNEL
+from sales.saga_store import ORDER_CHANNEL
 
 log = structlog.get_logger(__name__)
 
