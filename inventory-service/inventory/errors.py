@@ -7,3 +7,7 @@ class BookNotFound(NotFound):
 
 class IsbnTaken(Conflict):
     code, title = "isbn_taken", "A book with this ISBN exists already"
+
+
+class InsufficientStock(Conflict):
+    code, title = "insufficient_stock", "Not that many copies available"

@@ -1,11 +1,12 @@
-"""Books: the catalog and the stock counts (available, reserved, sold) in one row."""
+"""Books: the catalog and the stock counts (available, reserved, sold) in one row; the stock
+ledger of staff adjustments; reservations."""
 
 import uuid
 from datetime import datetime
 from enum import StrEnum
 from typing import Annotated
 
-from pydantic import AfterValidator, ConfigDict, WithJsonSchema
+from pydantic import AfterValidator, ConfigDict, WithJsonSchema, field_validator
 from sqlalchemy import CheckConstraint, Column, Computed, DateTime, ForeignKey, Index, Uuid
 from sqlalchemy.dialects.postgresql import TSVECTOR
 from sqlmodel import Field, SQLModel
@@ -178,3 +179,66 @@ class ReservationLine(SQLModel, table=True):
     )
     quantity: int
     unit_price_cents: int
+
+
+class AdjustmentReason(StrEnum):
+    RESTOCK = "restock"
+    DAMAGED = "damaged"
+    LOST = "lost"
+    FOUND = "found"
+    RETURNED = "returned"
+    CORRECTION = "correction"
+
+
+class StockAdjustmentCreate(SQLModel):
+    model_config = ConfigDict(extra="forbid")
+
+    delta: int = Field(
+        ge=-1_000_000, le=1_000_000, description="Copies added (> 0) or taken away (< 0); not 0"
+    )
+    reason: AdjustmentReason
+    note: str | None = Field(default=None, max_length=500)
+
+    @field_validator("delta")
+    @classmethod
+    def _not_zero(cls, value: int) -> int:
+        if value == 0:
+            raise ValueError("a stock adjustment changes the stock: 0 changes nothing")
+        return value
+
+
+class StockAdjustment(SQLModel, table=True):
+    """One change to a book's stock by staff, outside orders: the stock ledger."""
+
+    __tablename__ = "stock_adjustments"
+    __table_args__ = (
+        CheckConstraint("delta <> 0", name="delta_not_zero"),
+        Index("ix_stock_adjustments_book_newest", "book_id", "created_at"),
+        {"schema": SCHEMA},
+    )
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    book_id: uuid.UUID = Field(
+        sa_column=Column(Uuid, ForeignKey(f"{SCHEMA}.books.id"), nullable=False)
+    )
+    delta: int
+    reason: AdjustmentReason = enum_field(AdjustmentReason, default=None)
+    note: str | None = Field(default=None, max_length=500)
+    actor: uuid.UUID = Field(description="The staff account that made it")
+    available_after: int
+    created_at: datetime = timestamp_field()
+
+
+class StockAdjustmentPublic(SQLModel):
+    id: uuid.UUID
+    book_id: uuid.UUID
+    delta: int
+    reason: AdjustmentReason
+    note: str | None
+    actor: uuid.UUID
+    available_after: int
+    created_at: datetime
+
+
+class StockAdjustmentsPage(Page[StockAdjustmentPublic]):
+    """A page of a book's stock adjustments, newest first."""

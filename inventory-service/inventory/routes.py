@@ -5,6 +5,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Query, Response, status
 
 from bookstore_shared.db import SessionDep
+from bookstore_shared.errors import Forbidden
 from bookstore_shared.identity import CurrentPrincipal, Principal, StaffUser
 from bookstore_shared.pagination import PageDep
 from inventory import service
@@ -16,6 +17,9 @@ from inventory.models import (
     BookUpdate,
     Category,
     Isbn,
+    StockAdjustmentCreate,
+    StockAdjustmentPublic,
+    StockAdjustmentsPage,
 )
 from inventory.service import BookSort
 
@@ -55,11 +59,16 @@ async def list_books(
     author: Annotated[str | None, Query(max_length=200)] = None,
     category: Annotated[str | None, Query(max_length=80)] = None,
     sort: BookSort | None = None,
+    deleted: Annotated[
+        bool, Query(description="Staff only: the books withdrawn from the catalog instead")
+    ] = False,
 ) -> BooksPage:
     """List the catalog: search, filter by author or category, sort, one page at a time."""
+    if deleted and not principal.is_staff:
+        raise Forbidden("Only staff see withdrawn books.")
     _shareable(response, principal)
     books, count = await service.list_books(
-        session, page=page, q=q, author=author, category=category, sort=sort
+        session, page=page, q=q, author=author, category=category, sort=sort, deleted=deleted
     )
     return BooksPage(
         data=[_view(b, principal) for b in books], count=count, page=page.page, size=page.size
@@ -126,3 +135,42 @@ async def update_book(
 async def delete_book(book_id: uuid.UUID, session: SessionDep, staff: StaffUser) -> None:
     """Withdraw a book from the catalog; its history stays (staff)."""
     await service.delete_book(session, book_id=book_id)
+
+
+@router.post("/{book_id}/restore")
+async def restore_book(book_id: uuid.UUID, session: SessionDep, staff: StaffUser) -> BookStaff:
+    """Bring a withdrawn book back into the catalog (staff)."""
+    book = await service.restore_book(session, book_id=book_id)
+    return BookStaff.model_validate(book, from_attributes=True)
+
+
+@router.post("/{book_id}/stock-adjustments", status_code=status.HTTP_201_CREATED)
+async def adjust_stock(
+    book_id: uuid.UUID,
+    data: StockAdjustmentCreate,
+    session: SessionDep,
+    staff: StaffUser,
+    response: Response,
+) -> StockAdjustmentPublic:
+    """Add copies to a book's stock or take them away, with the reason (staff). Taking more
+    than is available is refused (409 insufficient_stock) and changes nothing."""
+    assert staff.user_id is not None
+    adjustment = await service.adjust_stock(
+        session, book_id=book_id, data=data, actor=staff.user_id
+    )
+    response.headers["Location"] = f"/api/books/{book_id}/stock-adjustments"
+    return StockAdjustmentPublic.model_validate(adjustment, from_attributes=True)
+
+
+@router.get("/{book_id}/stock-adjustments")
+async def list_stock_adjustments(
+    book_id: uuid.UUID, session: SessionDep, staff: StaffUser, page: PageDep
+) -> StockAdjustmentsPage:
+    """A book's stock ledger, newest first (staff)."""
+    rows, count = await service.list_adjustments(session, book_id=book_id, page=page)
+    return StockAdjustmentsPage(
+        data=[StockAdjustmentPublic.model_validate(r, from_attributes=True) for r in rows],
+        count=count,
+        page=page.page,
+        size=page.size,
+    )

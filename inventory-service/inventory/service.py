@@ -3,14 +3,21 @@
 import uuid
 from typing import Literal
 
-from sqlalchemy import ColumnElement, RowMapping, Table, bindparam, func, select
+from sqlalchemy import ColumnElement, RowMapping, Table, bindparam, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bookstore_shared.columns import utcnow
 from bookstore_shared.pagination import PageParams
-from inventory.errors import BookNotFound, IsbnTaken
-from inventory.models import Book, BookCreate, BookUpdate, Category
+from inventory.errors import BookNotFound, InsufficientStock, IsbnTaken
+from inventory.models import (
+    Book,
+    BookCreate,
+    BookUpdate,
+    Category,
+    StockAdjustment,
+    StockAdjustmentCreate,
+)
 
 BookSort = Literal[
     "relevance",
@@ -44,8 +51,11 @@ async def list_books(
     author: str | None = None,
     category: str | None = None,
     sort: BookSort | None = None,
+    deleted: bool = False,
 ) -> tuple[list[Book], int]:
-    query = select(Book).where(Book.deleted_at.is_(None))  # type: ignore[union-attr]
+    """The catalog; with `deleted`, the books withdrawn from it instead."""
+    withdrawn = Book.deleted_at.is_not(None) if deleted else Book.deleted_at.is_(None)  # type: ignore[union-attr]
+    query = select(Book).where(withdrawn)
     ts_query = func.websearch_to_tsquery("english", q) if q else None
     if ts_query is not None:
         query = query.where(Book.search.op("@@")(ts_query))  # type: ignore[union-attr]
@@ -137,3 +147,74 @@ async def list_categories(session: AsyncSession) -> list[Category]:
         .order_by(Book.category)
     )
     return [Category(name=name, books=n) for name, n in rows.all()]
+
+
+async def restore_book(session: AsyncSession, *, book_id: uuid.UUID) -> Book:
+    """Bring a withdrawn book back into the catalog (a book in it already stays as it is)."""
+    book = await session.get(Book, book_id, with_for_update=True)
+    if book is None:
+        raise BookNotFound(f"No book with id {book_id}.")
+    if book.deleted_at is not None:
+        book.deleted_at, book.updated_at = None, utcnow()
+        await session.flush()
+    return book
+
+
+_ADJUST = (
+    update(BOOKS)
+    .where(
+        BOOKS.c.id == bindparam("book"),
+        BOOKS.c.deleted_at.is_(None),
+        BOOKS.c.available + bindparam("delta") >= 0,
+    )
+    .values(available=BOOKS.c.available + bindparam("delta"), updated_at=bindparam("now"))
+    .returning(BOOKS.c.available)
+)
+
+
+async def adjust_stock(
+    session: AsyncSession, *, book_id: uuid.UUID, data: StockAdjustmentCreate, actor: uuid.UUID
+) -> StockAdjustment:
+    """Add copies to a book's shelf or take them off, and record it in the ledger. One
+    conditional UPDATE: it waits for an order reserving the same book, and it never takes
+    more than is available (what orders hold is not on the shelf)."""
+    now = utcnow()
+    available = await session.scalar(_ADJUST, {"book": book_id, "delta": data.delta, "now": now})
+    if available is None:
+        book = await session.get(Book, book_id)
+        if book is None or book.deleted_at is not None:
+            raise BookNotFound(f"No book with id {book_id}.")
+        raise InsufficientStock(
+            f"{-data.delta} copies cannot be taken: {book.available} available.",
+            available=book.available,
+        )
+    adjustment = StockAdjustment(
+        book_id=book_id,
+        delta=data.delta,
+        reason=data.reason,
+        note=data.note,
+        actor=actor,
+        available_after=available,
+        created_at=now,
+    )
+    session.add(adjustment)
+    await session.flush()
+    return adjustment
+
+
+async def list_adjustments(
+    session: AsyncSession, *, book_id: uuid.UUID, page: PageParams
+) -> tuple[list[StockAdjustment], int]:
+    """A book's ledger, newest first (a withdrawn book's too: its history stays)."""
+    if await session.get(Book, book_id) is None:
+        raise BookNotFound(f"No book with id {book_id}.")
+    mine = StockAdjustment.book_id == book_id  # type: ignore[arg-type]
+    count = await session.scalar(select(func.count()).where(mine))
+    rows = await session.scalars(
+        select(StockAdjustment)
+        .where(mine)
+        .order_by(StockAdjustment.created_at.desc(), StockAdjustment.id)  # type: ignore[attr-defined]
+        .offset(page.offset)
+        .limit(page.size)
+    )
+    return list(rows.all()), count or 0

@@ -5,6 +5,8 @@ from typing import Any
 import httpx
 import pytest
 
+from bookstore_testing.harness import assert_problem
+
 CreateBook = Callable[..., Awaitable[dict[str, Any]]]
 BODY = {
     "isbn": "9780141439518",
@@ -14,17 +16,6 @@ BODY = {
     "price_cents": 899,
     "stock": 12,
 }
-
-
-def assert_problem(reply: httpx.Response, status: int, code: str | None = None) -> dict[str, Any]:
-    assert reply.status_code == status, reply.text
-    assert reply.headers["content-type"] == "application/problem+json"
-    problem: dict[str, Any] = reply.json()
-    assert problem["status"] == status
-    assert {"type", "title", "code", "request_id"} <= problem.keys()
-    if code:
-        assert problem["code"] == code
-    return problem
 
 
 async def test_create_book_as_staff_returns_staff_view(

@@ -6,6 +6,7 @@ import uuid
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import httpx
@@ -121,3 +122,15 @@ def free_port() -> int:
         s.bind(("127.0.0.1", 0))
         port: int = s.getsockname()[1]
         return port
+
+
+def assert_problem(reply: httpx.Response, status: int, code: str | None = None) -> dict[str, Any]:
+    """The reply is a problem document (RFC 9457) with this status (and code), and its body."""
+    assert reply.status_code == status, reply.text
+    assert reply.headers["content-type"] == "application/problem+json"
+    problem: dict[str, Any] = reply.json()
+    assert problem["status"] == status
+    assert {"type", "title", "code", "request_id"} <= problem.keys()
+    if code:
+        assert problem["code"] == code
+    return problem
