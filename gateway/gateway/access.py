@@ -41,6 +41,7 @@ RULES: dict[tuple[str, str], Rule] = {
     ("POST", "/api/books/{book_id}/restore"): Rule.STAFF,
     ("POST", "/api/books/{book_id}/stock-adjustments"): Rule.STAFF,
     ("GET", "/api/books/{book_id}/stock-adjustments"): Rule.STAFF,
+    ("GET", "/api/reports/low-stock"): Rule.STAFF,
     ("GET", "/api/orders"): Rule.USER,
     ("POST", "/api/orders"): Rule.USER,
     ("GET", "/api/orders/{order_id}"): Rule.USER,

@@ -1,7 +1,7 @@
 from functools import lru_cache
 from typing import Self
 
-from pydantic import SecretStr, model_validator
+from pydantic import SecretStr, field_validator, model_validator
 
 from bookstore_shared.settings import ServiceSettings
 
@@ -45,6 +45,14 @@ class Settings(ServiceSettings):
     # Concurrent argon2 hashes; each takes ~19 MiB, so a login flood cannot exhaust memory.
     password_hash_concurrency: int = 4
     demo_password: SecretStr = SecretStr("bookstore-demo")
+    # The first admin of a stack without demo data: created, or promoted, at start-up.
+    admin_email: str | None = None
+    admin_password: SecretStr | None = None
+
+    @field_validator("admin_email", "admin_password", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        return None if value == "" else value  # compose passes ADMIN_EMAIL= when it is not set
 
     @model_validator(mode="after")
     def _no_dev_jwt_secret_in_production(self) -> Self:
@@ -53,6 +61,10 @@ class Settings(ServiceSettings):
             and self.jwt_secret.get_secret_value() == DEV_JWT_SECRET
         ):
             raise ValueError("JWT_SECRET must be set to a real secret in production")
+        if (self.admin_email is None) != (self.admin_password is None):
+            raise ValueError("ADMIN_EMAIL and ADMIN_PASSWORD go together: set both or neither")
+        if self.admin_password is not None and len(self.admin_password.get_secret_value()) < 8:
+            raise ValueError("ADMIN_PASSWORD must be at least 8 characters")
         return self
 
     def upstream_urls(self) -> dict[str, list[str]]:

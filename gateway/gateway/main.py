@@ -6,6 +6,7 @@ from datetime import timedelta
 from typing import Any
 
 import httpx
+import structlog
 from asgi_correlation_id import CorrelationIdMiddleware
 from fastapi import FastAPI, Request
 from fastapi.openapi.docs import get_swagger_ui_html
@@ -28,6 +29,7 @@ from gateway.ratelimit import RateLimits
 from gateway.routes import router as auth_router
 from gateway.routes import users as users_router
 from gateway.security import Identities, Passwords, Tokens
+from gateway.seed import ensure_admin
 
 
 def _upstream_check(client: httpx.AsyncClient, upstream: Upstream) -> health.Check:
@@ -41,6 +43,9 @@ def _upstream_check(client: httpx.AsyncClient, upstream: Upstream) -> health.Che
         raise ConnectionError(f"no replica of {upstream.name} answers")
 
     return check
+
+
+log = structlog.get_logger(__name__)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -96,6 +101,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             keep=timedelta(days=settings.retention_refresh_tokens_days),
         )
         every_seconds = settings.retention_sweep_seconds
+        if admin := await ensure_admin(db, app.state.passwords, settings):
+            log.info("admin_account", outcome=admin)
         try:
             async with pruning(db, [expired_tokens], every_seconds=every_seconds):
                 yield

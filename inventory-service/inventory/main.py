@@ -14,7 +14,7 @@ from inventory import stock
 from inventory.config import Settings, get_settings
 from inventory.consumers import handlers
 from inventory.models import INBOX, OUTBOX
-from inventory.routes import router
+from inventory.routes import reports, router
 
 outbox = Outbox(OUTBOX)
 
@@ -48,6 +48,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         title="Inventory",
         description="The catalog and the stock.",
         settings=settings,
-        routers=[router],
+        routers=[router, reports],
         extension=messaging,
     )

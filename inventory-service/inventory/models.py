@@ -242,3 +242,16 @@ class StockAdjustmentPublic(SQLModel):
 
 class StockAdjustmentsPage(Page[StockAdjustmentPublic]):
     """A page of a book's stock adjustments, newest first."""
+
+
+class LowStockBook(SQLModel):
+    book_id: uuid.UUID
+    isbn: str
+    title: str
+    available: int
+    reserved: int
+    sold: int
+
+
+class LowStockPage(Page[LowStockBook]):
+    """Books in the catalog running out: fewest available first."""

@@ -17,6 +17,8 @@ from inventory.models import (
     BookUpdate,
     Category,
     Isbn,
+    LowStockBook,
+    LowStockPage,
     StockAdjustmentCreate,
     StockAdjustmentPublic,
     StockAdjustmentsPage,
@@ -24,6 +26,7 @@ from inventory.models import (
 from inventory.service import BookSort
 
 router = APIRouter(prefix="/books", tags=["books"])
+reports = APIRouter(prefix="/reports", tags=["reports"])
 # How long a shared cache (the gateway's) may keep a catalog answer everyone but staff gets.
 PUBLIC_MAX_AGE_SECONDS = 1
 
@@ -170,6 +173,25 @@ async def list_stock_adjustments(
     rows, count = await service.list_adjustments(session, book_id=book_id, page=page)
     return StockAdjustmentsPage(
         data=[StockAdjustmentPublic.model_validate(r, from_attributes=True) for r in rows],
+        count=count,
+        page=page.page,
+        size=page.size,
+    )
+
+
+@reports.get("/low-stock")
+async def low_stock_report(
+    session: SessionDep,
+    staff: StaffUser,
+    page: PageDep,
+    threshold: Annotated[
+        int, Query(ge=0, le=1_000_000, description="At most this many available")
+    ] = 5,
+) -> LowStockPage:
+    """Books in the catalog running out: at most `threshold` available, fewest first (staff)."""
+    rows, count = await service.low_stock(session, threshold=threshold, page=page)
+    return LowStockPage(
+        data=[LowStockBook.model_validate(dict(r)) for r in rows],
         count=count,
         page=page.page,
         size=page.size,

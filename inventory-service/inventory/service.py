@@ -218,3 +218,26 @@ async def list_adjustments(
         .limit(page.size)
     )
     return list(rows.all()), count or 0
+
+
+async def low_stock(
+    session: AsyncSession, *, threshold: int, page: PageParams
+) -> tuple[list[RowMapping], int]:
+    """Books in the catalog with at most `threshold` copies available, fewest first."""
+    low = (BOOKS.c.deleted_at.is_(None), BOOKS.c.available <= threshold)
+    count = await session.scalar(select(func.count()).select_from(BOOKS).where(*low))
+    rows = await session.execute(
+        select(
+            BOOKS.c.id.label("book_id"),
+            BOOKS.c.isbn,
+            BOOKS.c.title,
+            BOOKS.c.available,
+            BOOKS.c.reserved,
+            BOOKS.c.sold,
+        )
+        .where(*low)
+        .order_by(BOOKS.c.available, BOOKS.c.title, BOOKS.c.id)
+        .offset(page.offset)
+        .limit(page.size)
+    )
+    return list(rows.mappings().all()), count or 0

@@ -140,3 +140,32 @@ async def test_withdrawn_book_is_listed_for_staff_and_restored(
     again = await client.post(f"/books/{book['id']}/restore", headers=staff)
     assert again.status_code == 200  # restoring a book in the catalog changes nothing
     assert_problem(await client.post(f"/books/{uuid.uuid4()}/restore", headers=staff), 404)
+
+
+async def test_low_stock_report_lists_books_running_out_fewest_first(
+    client: httpx.AsyncClient,
+    staff: dict[str, str],
+    customer: dict[str, str],
+    create_book: CreateBook,
+) -> None:
+    plenty = await create_book(isbn="9780141439518", title="Plenty", stock=50)
+    few = await create_book(isbn="9780140268867", title="Few", stock=3)
+    none = await create_book(isbn="9780553283686", title="None", stock=0)
+    gone = await create_book(isbn="9780261103573", title="Gone", stock=1)
+    assert (await client.delete(f"/books/{gone['id']}", headers=staff)).status_code == 204
+
+    reply = await client.get("/reports/low-stock", headers=staff)
+    assert reply.status_code == 200, reply.text
+    report = reply.json()
+    assert report["count"] == 2
+    assert [(r["book_id"], r["available"]) for r in report["data"]] == [
+        (none["id"], 0),
+        (few["id"], 3),
+    ]
+    assert set(report["data"][0]) == {"book_id", "isbn", "title", "available", "reserved", "sold"}
+    wide = await client.get("/reports/low-stock", params={"threshold": 50}, headers=staff)
+    assert plenty["id"] in {r["book_id"] for r in wide.json()["data"]}
+    assert_problem(
+        await client.get("/reports/low-stock", params={"threshold": -1}, headers=staff), 422
+    )
+    assert_problem(await client.get("/reports/low-stock", headers=customer), 403)
