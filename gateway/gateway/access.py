@@ -25,6 +25,7 @@ RULES: dict[tuple[str, str], Rule] = {
     ("POST", "/api/auth/refresh"): Rule.PUBLIC,
     ("POST", "/api/auth/logout"): Rule.PUBLIC,
     ("GET", "/api/auth/me"): Rule.USER,
+    ("PATCH", "/api/auth/me"): Rule.USER,
     ("POST", "/api/auth/api-keys"): Rule.ADMIN,
     ("GET", "/api/auth/api-keys"): Rule.ADMIN,
     ("DELETE", "/api/auth/api-keys/{key_id}"): Rule.ADMIN,

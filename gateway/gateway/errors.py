@@ -1,4 +1,4 @@
-from bookstore_shared.errors import Conflict, NotFound, Unauthorized
+from bookstore_shared.errors import Conflict, Forbidden, NotFound, Unauthorized
 
 
 class EmailTaken(Conflict):
@@ -27,3 +27,7 @@ class InvalidRefreshToken(Unauthorized):
 
 class ApiKeyNotFound(NotFound):
     code, title = "api_key_not_found", "API key not found"
+
+
+class WrongPassword(Forbidden):
+    code, title = "wrong_password", "The current password is not right"

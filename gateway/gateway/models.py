@@ -5,7 +5,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated
 
-from pydantic import ConfigDict, EmailStr, WithJsonSchema
+from pydantic import ConfigDict, EmailStr, WithJsonSchema, model_validator
 from sqlalchemy import CheckConstraint, Column, DateTime, ForeignKey, Uuid
 from sqlmodel import Field, SQLModel
 
@@ -29,6 +29,7 @@ class User(SQLModel, table=True):
 
     id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
     email: str = Field(max_length=320, unique=True)
+    name: str | None = Field(default=None, max_length=200)
     password_hash: str = Field(max_length=255)
     role: Role = enum_field(Role, default=Role.CUSTOMER)
     is_active: bool = True
@@ -110,9 +111,28 @@ class UserRegister(SQLModel):
 class UserPublic(SQLModel):
     id: uuid.UUID
     email: str
+    name: str | None
     role: Role
     is_active: bool
     created_at: datetime
+
+
+class AccountUpdate(SQLModel):
+    """What an account may change of itself: its name, and its password given the current one."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    current_password: str | None = Field(default=None, max_length=128)
+    new_password: str | None = Field(default=None, min_length=8, max_length=128)
+
+    @model_validator(mode="after")
+    def _something_and_whole(self) -> "AccountUpdate":
+        if self.name is None and self.new_password is None:
+            raise ValueError("nothing to change: give a name, or a new password")
+        if self.new_password is not None and self.current_password is None:
+            raise ValueError("a new password needs the current one")
+        return self
 
 
 class Token(SQLModel):

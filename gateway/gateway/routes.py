@@ -8,8 +8,9 @@ from bookstore_shared.db import Database, SessionDep
 from bookstore_shared.identity import AdminUser, CurrentUser
 from bookstore_shared.pagination import Page, PageDep
 from gateway import service
-from gateway.errors import InvalidCredentials, UserNotFound
+from gateway.errors import InvalidCredentials, UserNotFound, WrongPassword
 from gateway.models import (
+    AccountUpdate,
     ApiKeyCreate,
     ApiKeyCreated,
     ApiKeyPublic,
@@ -20,7 +21,7 @@ from gateway.models import (
     UserRegister,
 )
 from gateway.ratelimit import RateLimits
-from gateway.security import Tokens
+from gateway.security import Passwords, Tokens
 
 router = APIRouter(prefix="/api/auth", tags=["auth"])
 users = APIRouter(prefix="/api/users", tags=["users"])
@@ -98,6 +99,47 @@ async def me(principal: CurrentUser, session: SessionDep) -> UserPublic:
         user = await service.get_user(session, user_id=principal.user_id)
     except UserNotFound as exc:
         raise UserNotFound("API keys act for a role, not for an account.") from exc
+    return UserPublic.model_validate(user, from_attributes=True)
+
+
+def _current_session(request: Request) -> uuid.UUID | None:
+    """The sign-in session of the bearer token the request came with (none for an API key)."""
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        return None
+    tokens: Tokens = request.app.state.tokens
+    _, session_id = tokens.read_access(token.strip())
+    return session_id
+
+
+@router.patch("/me")
+async def update_me(changes: AccountUpdate, principal: CurrentUser, request: Request) -> UserPublic:
+    """Change your name, or your password given the current one (403 `wrong_password`
+    otherwise): a new password signs out every other session; this one stays."""
+    assert principal.user_id is not None
+    db: Database = request.app.state.db
+    passwords: Passwords = request.app.state.passwords
+    async with db.sessions() as session:
+        try:
+            user = await service.get_user(session, user_id=principal.user_id)
+        except UserNotFound as exc:
+            raise UserNotFound("API keys act for a role, not for an account.") from exc
+    new_hash = None
+    if changes.new_password is not None:
+        # argon2 outside any transaction: no pooled connection waits on it.
+        assert changes.current_password is not None
+        if not await passwords.verify(changes.current_password, user.password_hash):
+            raise WrongPassword()
+        new_hash = await passwords.hash(changes.new_password)
+    async with db.unit_of_work() as session:
+        user = await service.update_account(
+            session,
+            user_id=principal.user_id,
+            name=changes.name,
+            password_hash=new_hash,
+            keep_session=_current_session(request),
+        )
+    request.app.state.identities.forget()
     return UserPublic.model_validate(user, from_attributes=True)
 
 

@@ -181,3 +181,29 @@ async def revoke_api_key(session: AsyncSession, *, key_id: uuid.UUID) -> None:
         raise ApiKeyNotFound()
     key.revoked_at = key.revoked_at or utcnow()
     await session.flush()
+
+
+async def update_account(
+    session: AsyncSession,
+    *,
+    user_id: uuid.UUID,
+    name: str | None,
+    password_hash: str | None,
+    keep_session: uuid.UUID | None,
+) -> User:
+    """Change an account's name and password; a new password signs out every other session."""
+    user = await get_user(session, user_id=user_id)
+    if name is not None:
+        user.name = name
+    if password_hash is not None:
+        user.password_hash = password_hash
+        others = [AuthSession.user_id == user_id, AuthSession.revoked_at.is_(None)]  # type: ignore[arg-type, union-attr]
+        if keep_session is not None:
+            others.append(AuthSession.id != keep_session)  # type: ignore[arg-type]
+        await session.execute(
+            update(AuthSession)
+            .where(*others)
+            .values(revoked_at=utcnow(), revoked_reason="password_changed")
+        )
+    await session.flush()
+    return user
