@@ -27,6 +27,8 @@ class Settings(ServiceSettings):
     login_failures_per_account: str = "10/minute"
     login_failures_per_ip: str = "10/minute"
     max_body_bytes: int = 1_048_576
+    # POST /api/books/import takes a catalog file of up to 5 MiB.
+    import_max_body_bytes: int = 5 * 1024 * 1024
     # The circuit breaker per app: open after this many failures in a row, retry after ttl.
     breaker_threshold: int = 5
     breaker_ttl_seconds: float = 10.0

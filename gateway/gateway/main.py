@@ -142,6 +142,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     # Starlette runs the last-added middleware first: request id, body limit, then the guard.
     app.add_middleware(GatewayGuard)
-    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        BodyLimitMiddleware,
+        max_bytes=settings.max_body_bytes,
+        larger={("POST", "/api/books/import"): settings.import_max_body_bytes},
+    )
     app.add_middleware(CorrelationIdMiddleware, header_name=REQUEST_ID_HEADER)
     return app

@@ -118,18 +118,20 @@ class UserPublic(SQLModel):
 
 
 class AccountUpdate(SQLModel):
-    """What an account may change of itself: its name, and its password given the current one."""
+    """What an account may change of itself: its name, and its password given the current one.
+    Fields left out stay as they are (an empty change changes nothing)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"dependentRequired": {"new_password": ["current_password"]}},
+    )
 
-    name: str | None = Field(default=None, min_length=1, max_length=200)
-    current_password: str | None = Field(default=None, max_length=128)
-    new_password: str | None = Field(default=None, min_length=8, max_length=128)
+    name: str = Field(default=None, min_length=1, max_length=200)
+    current_password: str = Field(default=None, max_length=128)
+    new_password: str = Field(default=None, min_length=8, max_length=128)
 
     @model_validator(mode="after")
-    def _something_and_whole(self) -> "AccountUpdate":
-        if self.name is None and self.new_password is None:
-            raise ValueError("nothing to change: give a name, or a new password")
+    def _current_with_new(self) -> "AccountUpdate":
         if self.new_password is not None and self.current_password is None:
             raise ValueError("a new password needs the current one")
         return self

@@ -82,7 +82,6 @@ async def test_wrong_current_password_changes_nothing(client: httpx.AsyncClient)
 @pytest.mark.parametrize(
     "body",
     [
-        {},
         {"new_password": "battery-staple"},
         {"current_password": "correct-horse", "new_password": "short"},
         {"name": ""},
@@ -93,6 +92,15 @@ async def test_bad_changes_are_refused(client: httpx.AsyncClient, body: dict[str
     tokens = await _session(client)
     assert_problem(await client.patch("/api/auth/me", json=body, headers=_bearer(tokens)), 422)
     assert (await client.get("/api/auth/me", headers=_bearer(tokens))).json()["role"] == "customer"
+
+
+@pytest.mark.usefixtures("account")
+async def test_empty_change_changes_nothing(client: httpx.AsyncClient) -> None:
+    tokens = await _session(client)
+    reply = await client.patch("/api/auth/me", json={}, headers=_bearer(tokens))
+    assert reply.status_code == 200, reply.text
+    assert (reply.json()["email"], reply.json()["name"]) == ("ann@example.com", None)
+    assert (await _sign_in(client)).status_code == 200
 
 
 async def test_stranger_is_refused(client: httpx.AsyncClient) -> None:

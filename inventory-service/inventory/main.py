@@ -10,7 +10,7 @@ from bookstore_shared.consumer import run_messaging
 from bookstore_shared.db import Database
 from bookstore_shared.messaging import INVENTORY_COMMANDS
 from bookstore_shared.outbox import Outbox
-from inventory import stock
+from inventory import imports, stock
 from inventory.config import Settings, get_settings
 from inventory.consumers import handlers
 from inventory.models import INBOX, OUTBOX
@@ -49,5 +49,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description="The catalog and the stock.",
         settings=settings,
         routers=[router, reports],
+        larger_bodies={("POST", "/books/import"): imports.MAX_BYTES},
         extension=messaging,
     )

@@ -62,6 +62,7 @@ class BookBase(SQLModel):
     category: str = Field(min_length=1, max_length=80)
     description: str | None = Field(default=None, max_length=5000)
     price_cents: int = Field(ge=0, le=10_000_000)
+    published_year: int | None = Field(default=None, ge=1000, le=2100)
 
 
 class BookCreate(BookBase):
@@ -72,8 +73,8 @@ class BookCreate(BookBase):
 
 
 class BookUpdate(SQLModel):
-    """The fields to change; those left out stay as they are. Only the description may be
-    cleared with null: a book always has a title, an author, a category and a price."""
+    """The fields to change; those left out stay as they are. Only the description and the year
+    may be cleared with null: a book always has a title, an author, a category and a price."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -82,6 +83,7 @@ class BookUpdate(SQLModel):
     category: str = Field(default=None, min_length=1, max_length=80)
     description: str | None = Field(default=None, max_length=5000)
     price_cents: int = Field(default=None, ge=0, le=10_000_000)
+    published_year: int | None = Field(default=None, ge=1000, le=2100)
 
 
 class Book(BookBase, table=True):

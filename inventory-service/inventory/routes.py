@@ -2,13 +2,13 @@ import uuid
 from collections.abc import Mapping
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Query, Response, status
+from fastapi import APIRouter, Header, Query, Request, Response, status
 
 from bookstore_shared.db import SessionDep
 from bookstore_shared.errors import Forbidden
 from bookstore_shared.identity import CurrentPrincipal, Principal, StaffUser
 from bookstore_shared.pagination import PageDep
-from inventory import service
+from inventory import imports, service
 from inventory.models import (
     BookCreate,
     BookPublic,
@@ -94,6 +94,54 @@ async def get_book_by_isbn(
     """One book by its ISBN-10 or ISBN-13."""
     _shareable(response, principal)
     return _view(await service.get_book_by_isbn(session, isbn=isbn), principal)
+
+
+_IMPORT_BODY = {
+    "required": True,
+    "content": {
+        "text/csv": {
+            "schema": {"type": "string"},
+            "example": "isbn,title,author,category,price_cents,stock,published_year\n"
+            "9780141439518,Pride and Prejudice,Jane Austen,Classics,899,12,1813\n",
+        },
+        "application/json": {
+            "schema": {
+                "type": "array",
+                "maxItems": imports.MAX_ROWS,
+                "items": imports.ImportRow.model_json_schema(),
+            }
+        },
+    },
+}
+
+
+@router.post(
+    "/import",
+    openapi_extra={"requestBody": _IMPORT_BODY},
+    responses={415: {"description": "Neither text/csv nor application/json"}},
+)
+async def import_books(
+    request: Request,
+    session: SessionDep,
+    staff: StaffUser,
+    dry_run: Annotated[bool, Query(description="Check and count only; write nothing")] = False,
+) -> imports.ImportSummary:
+    """Create or update books from CSV (header `isbn,title,author,category,price_cents,stock`,
+    optionally `description,published_year`) or a JSON array of the same objects, up to
+    10,000 rows and 5 MiB (staff). All or nothing: any bad row is a 422 listing every error
+    (`row`, `field`, `message`; CSV row 1 is the header) and nothing is written. A known ISBN
+    is updated, its available stock set to the file's through a `correction` ledger entry; the
+    same file imported twice changes nothing."""
+    assert staff.user_id is not None
+    parsed = imports.parse(await request.body(), request.headers.get("content-type", ""))
+    if parsed.errors:
+        raise imports.ImportInvalid(
+            f"{len(parsed.errors)} errors; nothing was written.", errors=parsed.errors[:1000]
+        )
+    summary = await imports.run(session, parsed.rows, actor=staff.user_id)
+    if dry_run:
+        await session.rollback()
+    return summary
 
 
 @router.get("/{book_id}", responses={304: {"description": "Not modified (If-None-Match)"}})

@@ -11,7 +11,7 @@ from bookstore_shared.consumer import run_messaging
 from bookstore_shared.db import Database
 from bookstore_shared.outbox import Outbox
 from bookstore_shared.retention import Retention
-from sales import deadlines
+from sales import deadlines, reports
 from sales.config import Settings, get_settings
 from sales.consumers import queues
 from sales.models import INBOX, OUTBOX, IdempotencyKey, Order, SagaState, SagaStep
@@ -79,6 +79,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         title="Sales",
         description="Carts, orders, payments and the order saga.",
         settings=settings,
-        routers=[router],
+        routers=[router, reports.router],
         extension=messaging,
     )

@@ -1,6 +1,6 @@
 """The one way an app behind the gateway is assembled, so all three look and behave alike."""
 
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
 from typing import Any
 
@@ -32,6 +32,7 @@ def create_service_app(
     settings: ServiceSettings,
     routers: Sequence[APIRouter],
     extension: Extension | None = None,
+    larger_bodies: Mapping[tuple[str, str], int] | None = None,
 ) -> FastAPI:
     configure_logging(service=name, level=settings.log_level, json=settings.log_json)
 
@@ -70,6 +71,6 @@ def create_service_app(
         verifier=IdentityVerifier(settings.identity_secret.get_secret_value()),
         open_paths=OPEN_PATHS,
     )
-    app.add_middleware(BodyLimitMiddleware, max_bytes=MAX_BODY_BYTES)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=MAX_BODY_BYTES, larger=larger_bodies)
     app.add_middleware(CorrelationIdMiddleware, header_name=REQUEST_ID_HEADER)
     return app

@@ -5,6 +5,8 @@ it arrives, and reading stops with the 413 as soon as it passes the limit. (Star
 limiter answers in plain text, outside the problem-details contract.)
 """
 
+from collections.abc import Mapping
+
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from bookstore_shared.errors import DomainError, problem_from_error
@@ -15,17 +17,23 @@ class PayloadTooLarge(DomainError):
 
 
 class BodyLimitMiddleware:
-    def __init__(self, app: ASGIApp, *, max_bytes: int) -> None:
+    """`max_bytes` for every route but those `larger` names by (method, path)."""
+
+    def __init__(
+        self, app: ASGIApp, *, max_bytes: int, larger: Mapping[tuple[str, str], int] | None = None
+    ) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.larger = dict(larger or {})
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        too_large = PayloadTooLarge(f"Bodies are limited to {self.max_bytes} bytes.")
+        limit = self.larger.get((scope["method"], scope["path"]), self.max_bytes)
+        too_large = PayloadTooLarge(f"Bodies are limited to {limit} bytes.")
         declared = dict(scope["headers"]).get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
+        if declared is not None and declared.isdigit() and int(declared) > limit:
             await problem_from_error(too_large)(scope, receive, send)
             return
 
@@ -37,7 +45,7 @@ class BodyLimitMiddleware:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_bytes:
+                if received > limit:
                     raise too_large
             return message
 
