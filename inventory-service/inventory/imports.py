@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bookstore_shared.columns import utcnow
 from bookstore_shared.errors import DomainError
+from inventory import service
 from inventory.models import AdjustmentReason, Book, BookBase, Isbn, StockAdjustment
 
 MAX_ROWS = 10_000
@@ -146,6 +147,9 @@ _EXISTING = (
     .order_by(BOOKS.c.id)
     .with_for_update()
 )
+_ANNOUNCED = select(
+    BOOKS.c.id, BOOKS.c.title, BOOKS.c.price_cents, BOOKS.c.deleted_at, BOOKS.c.updated_at
+).where(BOOKS.c.isbn == bindparam("isbns", type_=ARRAY(BOOKS.c.isbn.type)).any_())
 _UPDATE = (
     update(BOOKS)
     .where(BOOKS.c.id == bindparam("book"))
@@ -163,7 +167,7 @@ async def run(session: AsyncSession, rows: list[ImportRow], *, actor: uuid.UUID)
     existing = {
         r.isbn: r for r in await session.execute(_EXISTING, {"isbns": [row.isbn for row in rows]})
     }
-    new, changed, ledger, unchanged = [], [], [], 0
+    new, changed, changed_books, ledger, unchanged = [], [], [], [], 0
     for row in rows:
         values = {name: getattr(row, name) for name in FIELDS}
         book = existing.get(row.isbn)
@@ -185,6 +189,7 @@ async def run(session: AsyncSession, rows: list[ImportRow], *, actor: uuid.UUID)
         if delta == 0 and all(getattr(book, name) == value for name, value in values.items()):
             unchanged += 1
             continue
+        changed_books.append(book)
         changed.append(
             {f"new_{name}": value for name, value in values.items()}
             | {"book": book.id, "new_available": row.stock, "now": now}
@@ -208,4 +213,8 @@ async def run(session: AsyncSession, rows: list[ImportRow], *, actor: uuid.UUID)
         await session.execute(_UPDATE, changed)
     if ledger:
         await session.execute(insert(LEDGER), ledger)
+    touched = [row["isbn"] for row in new] + [book.isbn for book in changed_books]
+    if touched:
+        books = await session.execute(_ANNOUNCED, {"isbns": touched})
+        await service.outbox.add_all(session, [service.book_changed(b) for b in books])
     return ImportSummary(created=len(new), updated=len(changed), unchanged=unchanged)

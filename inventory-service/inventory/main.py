@@ -9,14 +9,12 @@ from bookstore_shared.background import every
 from bookstore_shared.consumer import run_messaging
 from bookstore_shared.db import Database
 from bookstore_shared.messaging import INVENTORY_COMMANDS
-from bookstore_shared.outbox import Outbox
 from inventory import imports, stock
 from inventory.config import Settings, get_settings
 from inventory.consumers import handlers
-from inventory.models import INBOX, OUTBOX
+from inventory.models import INBOX
 from inventory.routes import reports, router
-
-outbox = Outbox(OUTBOX)
+from inventory.service import outbox
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

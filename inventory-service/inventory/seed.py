@@ -5,6 +5,7 @@ from sqlalchemy.dialects.postgresql import insert
 from bookstore_shared.db import Database
 from bookstore_shared.settings import ServiceSettings
 from inventory.models import Book
+from inventory.service import book_changed, outbox
 
 # (isbn, title, author, category, price in cents, stock)
 CATALOG: tuple[tuple[str, str, str, str, int, int], ...] = (
@@ -180,10 +181,18 @@ async def seed_catalog(settings: ServiceSettings) -> str:
     ]
     try:
         async with db.unit_of_work() as session:
-            result = await session.execute(
-                insert(Book).values(rows).on_conflict_do_nothing(index_elements=["isbn"])
-            )
-            added = result.rowcount  # type: ignore[attr-defined]
+            added_books = (
+                await session.execute(
+                    insert(Book)
+                    .values(rows)
+                    .on_conflict_do_nothing(index_elements=["isbn"])
+                    .returning(
+                        Book.id, Book.title, Book.price_cents, Book.deleted_at, Book.updated_at
+                    )
+                )
+            ).all()
+            await outbox.add_all(session, [book_changed(book) for book in added_books])
+            added = len(added_books)
     finally:
         await db.dispose()
     return f"catalog seeded: {added} books added, {len(CATALOG) - added} already present"

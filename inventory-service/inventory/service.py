@@ -1,16 +1,21 @@
-"""Catalog operations. They flush, never commit: the caller's unit of work does."""
+"""Catalog operations. They flush, never commit: the caller's unit of work does. Every change
+to what a book is (added, changed, withdrawn, restored) sends BookChanged through the outbox in
+the same transaction: sales keeps titles and prices from it for carts."""
 
 import uuid
-from typing import Literal
+from typing import Any, Literal
 
 from sqlalchemy import ColumnElement, RowMapping, Table, bindparam, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bookstore_shared.columns import utcnow
+from bookstore_shared.messages import BookChanged
+from bookstore_shared.outbox import Outbox
 from bookstore_shared.pagination import PageParams
 from inventory.errors import BookNotFound, InsufficientStock, IsbnTaken
 from inventory.models import (
+    OUTBOX,
     Book,
     BookCreate,
     BookUpdate,
@@ -18,6 +23,24 @@ from inventory.models import (
     StockAdjustment,
     StockAdjustmentCreate,
 )
+
+outbox = Outbox(OUTBOX)
+
+
+def book_changed(book: Any) -> BookChanged:
+    """What sales keeps of a book (a Book, or a row with its columns)."""
+    return BookChanged(
+        book_id=book.id,
+        title=book.title,
+        price_cents=book.price_cents,
+        deleted=book.deleted_at is not None,
+        changed_at=book.updated_at,
+    )
+
+
+async def _announce(session: AsyncSession, book: Book) -> None:
+    await outbox.add(session, book_changed(book))
+
 
 BookSort = Literal[
     "relevance",
@@ -122,6 +145,7 @@ async def create_book(session: AsyncSession, *, data: BookCreate) -> Book:
         await session.flush()
     except IntegrityError as exc:  # the same ISBN created concurrently
         raise IsbnTaken(f"ISBN {data.isbn} exists already.") from exc
+    await _announce(session, book)
     return book
 
 
@@ -130,6 +154,7 @@ async def update_book(session: AsyncSession, *, book_id: uuid.UUID, changes: Boo
     book.sqlmodel_update(changes.model_dump(exclude_unset=True))
     book.updated_at = utcnow()
     await session.flush()
+    await _announce(session, book)
     return book
 
 
@@ -137,6 +162,7 @@ async def delete_book(session: AsyncSession, *, book_id: uuid.UUID) -> None:
     book = await get_book(session, book_id=book_id)
     book.deleted_at = book.updated_at = utcnow()
     await session.flush()
+    await _announce(session, book)
 
 
 async def list_categories(session: AsyncSession) -> list[Category]:
@@ -157,6 +183,7 @@ async def restore_book(session: AsyncSession, *, book_id: uuid.UUID) -> Book:
     if book.deleted_at is not None:
         book.deleted_at, book.updated_at = None, utcnow()
         await session.flush()
+        await _announce(session, book)
     return book
 
 

@@ -1,6 +1,6 @@
-"""Sales consumes on two queues: the saga's answers, and the payment commands (refunds; the
-saga authorises payments itself). Each message type has one function; this file is where
-they are bound."""
+"""Sales consumes on three queues: the saga's answers, the payment commands (refunds; the
+saga authorises payments itself), and the catalog's changes (for carts). Each message type has
+one function; this file is where they are bound."""
 
 import functools
 from datetime import timedelta
@@ -27,9 +27,9 @@ from bookstore_shared.messages import (
     StockReserved,
     StockReturned,
 )
-from bookstore_shared.messaging import SALES_PAYMENTS, SALES_SAGA
+from bookstore_shared.messaging import SALES_CATALOG, SALES_PAYMENTS, SALES_SAGA
 from bookstore_shared.outbox import Outbox
-from sales import payments, saga, saga_store
+from sales import cart, payments, saga, saga_store
 
 log = structlog.get_logger(__name__)
 
@@ -90,4 +90,5 @@ def queues(
     return {
         SALES_SAGA: saga_handlers(outbox=outbox, step_timeout=step_timeout, provider=provider),
         SALES_PAYMENTS: payments.handlers(provider),
+        SALES_CATALOG: cart.catalog_handlers(),
     }

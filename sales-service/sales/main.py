@@ -9,9 +9,10 @@ from bookstore_shared.app import create_service_app
 from bookstore_shared.background import every
 from bookstore_shared.consumer import run_messaging
 from bookstore_shared.db import Database
+from bookstore_shared.messaging import SALES_CATALOG, SALES_PAYMENTS
 from bookstore_shared.outbox import Outbox
 from bookstore_shared.retention import Retention
-from sales import deadlines, reports
+from sales import cart, deadlines, reports
 from sales.config import Settings, get_settings
 from sales.consumers import queues
 from sales.models import INBOX, OUTBOX, IdempotencyKey, Order, SagaState, SagaStep
@@ -67,6 +68,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 outbox=outbox,
                 inbox=INBOX,
                 queues=queues(outbox=outbox, step_timeout=step_timeout, provider=provider),
+                light=(SALES_PAYMENTS, SALES_CATALOG),
                 retention=retention(settings),
             ),
             every(settings.saga_sweep_seconds, sweep_overdue, "saga-deadlines"),
@@ -79,6 +81,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         title="Sales",
         description="Carts, orders, payments and the order saga.",
         settings=settings,
-        routers=[router, reports.router],
+        routers=[router, cart.router, reports.router],
         extension=messaging,
     )

@@ -3,8 +3,9 @@
 import uuid
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Annotated, Any
 
+from pydantic import BeforeValidator
 from sqlalchemy import CheckConstraint, Column, DateTime, ForeignKey, Index, Uuid
 from sqlmodel import Field, Relationship, SQLModel
 
@@ -14,6 +15,16 @@ from bookstore_shared.messages import Address
 from bookstore_shared.outbox import outbox_table
 
 SCHEMA = "sales"
+
+
+def _refuse_bool(value: object) -> object:
+    if isinstance(value, bool):
+        raise ValueError("a number is expected, not true or false")
+    return value
+
+
+# A count in a request: a JSON integer (72 or 72.0), never a boolean.
+WholeNumber = Annotated[int, BeforeValidator(_refuse_bool)]
 
 
 class OrderStatus(StrEnum):
@@ -217,6 +228,49 @@ class IdempotencyKey(SQLModel, table=True):
     response_status: int | None = None
     response_body: dict[str, Any] | None = jsonb_field(default=None)
     created_at: datetime = timestamp_field()
+
+
+class CatalogBook(SQLModel, table=True):
+    """What sales keeps of each book for carts, from inventory's BookChanged events: a cart is
+    read without asking inventory. The newest change wins (`changed_at`)."""
+
+    __tablename__ = "catalog_books"
+    __table_args__ = {"schema": SCHEMA}
+
+    book_id: uuid.UUID = Field(primary_key=True)
+    title: str = Field(max_length=300)
+    price_cents: int
+    deleted: bool = False
+    changed_at: datetime = Field(sa_type=DateTime(timezone=True))
+
+
+class Cart(SQLModel, table=True):
+    """A signed-in account's cart; its row is locked while the cart changes."""
+
+    __tablename__ = "carts"
+    __table_args__ = {"schema": SCHEMA}
+
+    customer_id: uuid.UUID = Field(primary_key=True)
+    updated_at: datetime = timestamp_field()
+
+
+class CartItem(SQLModel, table=True):
+    __tablename__ = "cart_items"
+    __table_args__ = (
+        CheckConstraint("quantity BETWEEN 1 AND 100", name="quantity_in_range"),
+        {"schema": SCHEMA},
+    )
+
+    customer_id: uuid.UUID = Field(
+        sa_column=Column(
+            Uuid,
+            ForeignKey(f"{SCHEMA}.carts.customer_id", ondelete="CASCADE"),
+            primary_key=True,
+        )
+    )
+    book_id: uuid.UUID = Field(primary_key=True)
+    quantity: int
+    added_at: datetime = timestamp_field()
 
 
 class OrderLinePublic(SQLModel):

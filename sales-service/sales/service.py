@@ -7,7 +7,7 @@ import uuid
 from datetime import timedelta
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, model_validator
 from sqlalchemy import func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -17,7 +17,7 @@ from bookstore_shared.columns import utcnow
 from bookstore_shared.identity import Principal
 from bookstore_shared.messages import Address
 from bookstore_shared.pagination import PageParams
-from sales import saga, saga_store
+from sales import cart, saga, saga_store
 from sales.errors import (
     IdempotencyKeyInFlight,
     IdempotencyKeyReused,
@@ -32,6 +32,7 @@ from sales.models import (
     OrderStatus,
     SagaState,
     SagaStep,
+    WholeNumber,
 )
 from sales.payments import CardDetails, CardProvider
 
@@ -40,7 +41,7 @@ class OrderItem(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     book_id: uuid.UUID
-    quantity: int = Field(ge=1, le=100)
+    quantity: WholeNumber = Field(ge=1, le=100)
 
 
 class ShippingAddress(Address):
@@ -50,11 +51,22 @@ class ShippingAddress(Address):
 
 
 class OrderCreate(BaseModel):
+    """An order of `items`, or of the cart's books (`from_cart`, and the cart is emptied)."""
+
     model_config = ConfigDict(extra="forbid")
 
-    items: list[OrderItem] = Field(min_length=1, max_length=50)
+    items: list[OrderItem] = Field(default=None, min_length=1, max_length=50)
+    from_cart: StrictBool = Field(
+        default=False, description="Order the cart's books instead of items"
+    )
     shipping_address: ShippingAddress
     payment: CardDetails
+
+    @model_validator(mode="after")
+    def _items_or_cart(self) -> "OrderCreate":
+        if (self.items is None) == (not self.from_cart):
+            raise ValueError("give either items or from_cart: true, not both")
+        return self
 
 
 async def get_order(session: AsyncSession, *, order_id: uuid.UUID, principal: Principal) -> Order:
@@ -99,12 +111,16 @@ async def place_order(
 ) -> saga_store.SagaOrder:
     """Create the order (pending) and start its saga; the card is exchanged for a token."""
     assert customer.user_id is not None
+    if data.from_cart:
+        lines = await cart.take(session, customer.user_id)
+    else:
+        lines = [(item.book_id, item.quantity) for item in data.items]
     order = saga_store.SagaOrder.new(
         customer_id=customer.user_id,
         shipping_address=data.shipping_address.model_dump(mode="json"),
         card_last4=data.payment.last4,
         payment_token=provider.tokenize(data.payment),
-        lines=[(item.book_id, item.quantity) for item in data.items],
+        lines=lines,
     )
     await saga.start(saga_run, order)
     await saga_run.save(order)

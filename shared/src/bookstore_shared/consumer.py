@@ -13,7 +13,7 @@ in the queue's dead letters, from where `replay-dead-letters` sends it back.
 import asyncio
 import contextlib
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -236,9 +236,11 @@ async def run_messaging(
     inbox: Table,
     queues: Mapping[str, Handlers],
     retention: Sequence[Retention] = (),
+    light: Collection[str] = (),
 ) -> AsyncIterator[None]:
     """The outbox relay, one consumer per queue, and the pruning of their history (and of
-    the app's own `retention` rules), for the lifetime of the app."""
+    the app's own `retention` rules), for the lifetime of the app. `light` queues carry few
+    messages: one in hand at a time, so the busy ones keep their share of the pool."""
     db: Database = app.state.db
     broker: Broker = app.state.broker
     settings: ServiceSettings = app.state.settings
@@ -258,7 +260,8 @@ async def run_messaging(
     relay = OutboxRelay(db=db, broker=broker, table=outbox.table)
     # Messages in hand at once fit in half the pool, so they never queue for a connection
     # behind each other and requests always find one.
-    prefetch = max(1, db.capacity // 2 // max(1, len(queues)))
+    busy = [purpose for purpose in queues if purpose not in light]
+    share = max(1, (db.capacity // 2 - (len(queues) - len(busy))) // max(1, len(busy)))
     consumers = [
         Consumer(
             purpose=purpose,
@@ -267,7 +270,7 @@ async def run_messaging(
             outbox=outbox,
             inbox=inbox,
             handlers=handlers,
-            prefetch=prefetch,
+            prefetch=1 if purpose in light else share,
         )
         for purpose, handlers in queues.items()
     ]

@@ -25,19 +25,30 @@ class Address(BaseModel):
     country: str = Field(pattern=r"^[A-Z]{2}$", description="ISO 3166-1 alpha-2 code")
 
 
-# --- Saga messages -------------------------------------------------------------------------
-# Commands are imperative (ReserveStock), replies and events past tense (StockReserved). Every
-# one is about an order: its id is the correlation id that ties a saga's messages together.
-
-
 class Message(BaseModel):
-    model_config = ConfigDict(extra="ignore", frozen=True)
+    """Anything that travels between apps. Commands are imperative (ReserveStock), replies and
+    events past tense (StockReserved)."""
 
-    order_id: uuid.UUID
+    model_config = ConfigDict(extra="ignore", frozen=True)
 
     @classmethod
     def type_name(cls) -> str:
         return cls.__name__
+
+    def correlation_id(self) -> uuid.UUID:
+        """What ties this message to others about the same thing."""
+        raise NotImplementedError
+
+
+# --- Saga messages -------------------------------------------------------------------------
+# Every one is about an order: its id is the correlation id that ties a saga's messages together.
+
+
+class OrderMessage(Message):
+    order_id: uuid.UUID
+
+    def correlation_id(self) -> uuid.UUID:
+        return self.order_id
 
 
 class Line(BaseModel):
@@ -61,111 +72,127 @@ class ShortLine(BaseModel):
 
 
 # Commands to inventory
-class ReserveStock(Message):
+class ReserveStock(OrderMessage):
     lines: list[Line] = Field(min_length=1)
 
 
-class CommitStock(Message):
+class CommitStock(OrderMessage):
     """Turn the order's reservation into a sale."""
 
 
-class ReleaseStock(Message):
+class ReleaseStock(OrderMessage):
     """Give back a reservation that will not become a sale."""
 
 
-class ReturnStock(Message):
+class ReturnStock(OrderMessage):
     """Put sold stock back on the shelf (a cancelled or failed delivery)."""
 
 
 # Replies and events from inventory
-class StockReserved(Message):
+class StockReserved(OrderMessage):
     lines: list[PricedLine]
     expires_at: datetime
 
 
-class StockRejected(Message):
+class StockRejected(OrderMessage):
     short: list[ShortLine]
 
 
-class StockCommitted(Message):
+class StockCommitted(OrderMessage):
     pass
 
 
-class StockCommitRejected(Message):
+class StockCommitRejected(OrderMessage):
     reason: str
 
 
-class StockReleased(Message):
+class StockReleased(OrderMessage):
     pass
 
 
-class StockReturned(Message):
+class StockReturned(OrderMessage):
     pass
 
 
-class ReservationExpired(Message):
+class ReservationExpired(OrderMessage):
     pass
 
 
 # Commands to payment (sales' own consumer) and its replies
-class AuthorizePayment(Message):
+class AuthorizePayment(OrderMessage):
     amount_cents: int = Field(ge=0)
     payment_token: str
 
 
-class RefundPayment(Message):
+class RefundPayment(OrderMessage):
     pass
 
 
-class PaymentAuthorized(Message):
+class PaymentAuthorized(OrderMessage):
     payment_id: uuid.UUID
     amount_cents: int
 
 
-class PaymentDeclined(Message):
+class PaymentDeclined(OrderMessage):
     # "voided": the order's payment was refunded (voided) before this authorisation came.
     reason: Literal["payment_declined", "insufficient_funds", "voided"]
 
 
-class PaymentRefunded(Message):
+class PaymentRefunded(OrderMessage):
     refunded_cents: int
 
 
 # Commands to delivery and its replies and events
-class ScheduleDelivery(Message):
+class ScheduleDelivery(OrderMessage):
     customer_id: uuid.UUID
     address: Address
 
 
-class CancelDelivery(Message):
+class CancelDelivery(OrderMessage):
     """Cancel the order's delivery; if none was scheduled yet, none ever will be."""
 
     customer_id: uuid.UUID | None = None
     address: Address | None = None
 
 
-class DeliveryScheduled(Message):
+class DeliveryScheduled(OrderMessage):
     delivery_id: uuid.UUID
 
 
-class DeliveryRejected(Message):
+class DeliveryRejected(OrderMessage):
     reason: str
 
 
-class DeliveryCancelled(Message):
+class DeliveryCancelled(OrderMessage):
     pass
 
 
-class DeliveryCancelRefused(Message):
+class DeliveryCancelRefused(OrderMessage):
     """The parcel has left: the delivery, and so the order, cannot be cancelled any more."""
 
     delivery_id: uuid.UUID
     status: Literal["dispatched", "in_transit", "delivered"]
 
 
-class DeliveryStatusChanged(Message):
+class DeliveryStatusChanged(OrderMessage):
     delivery_id: uuid.UUID
     status: Literal["dispatched", "in_transit", "delivered", "failed"]
+
+
+# --- Catalog events ------------------------------------------------------------------------
+
+
+class BookChanged(Message):
+    """A book was added, changed, withdrawn or restored: what sales keeps of it for carts."""
+
+    book_id: uuid.UUID
+    title: str
+    price_cents: int = Field(ge=0)
+    deleted: bool
+    changed_at: datetime
+
+    def correlation_id(self) -> uuid.UUID:
+        return self.book_id
 
 
 MESSAGE_TYPES: dict[str, type[Message]] = {
@@ -194,6 +221,7 @@ MESSAGE_TYPES: dict[str, type[Message]] = {
         DeliveryCancelled,
         DeliveryCancelRefused,
         DeliveryStatusChanged,
+        BookChanged,
     )
 }
 
@@ -220,7 +248,7 @@ class Envelope(BaseModel):
         return cls(
             message_id=uuid.uuid4(),
             type=message.type_name(),
-            correlation_id=message.order_id,
+            correlation_id=message.correlation_id(),
             causation_id=causation_id,
             occurred_at=datetime.now(UTC),
             traceparent=traceparent,
