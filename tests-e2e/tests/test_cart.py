@@ -162,3 +162,19 @@ async def test_an_older_book_change_arriving_late_is_ignored(
 
     cart = await eventually(fresh, within=15, what="the newer change to show")
     assert "Stale" not in {i["title"] for i in cart["items"]}
+
+
+async def test_cart_order_with_an_idempotency_key_is_placed_once(shop: Shop) -> None:
+    book = await shop.new_book(stock=5)
+    ann = await shop.new_customer()
+    await _add_when_known(shop, ann, book, 1)
+    body = {**order_body([]), "from_cart": True}
+    del body["items"]
+    headers = {**ann, "Idempotency-Key": uuid.uuid4().hex, "Prefer": "wait=15"}
+    first = await shop.gateway.post("/api/orders", json=body, headers=headers, timeout=30)
+    again = await shop.gateway.post("/api/orders", json=body, headers=headers, timeout=30)
+    assert first.status_code == 201, first.text
+    assert again.json()["id"] == first.json()["id"]  # replayed, though the cart is empty now
+    assert again.headers["idempotent-replayed"] == "true"
+    orders = await shop.gateway.get("/api/orders", headers=ann)
+    assert orders.json()["count"] == 1
