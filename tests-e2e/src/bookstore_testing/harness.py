@@ -61,7 +61,10 @@ async def downgrade(migrations_dir: Path, database_url: str, revision: str = "ba
     await asyncio.to_thread(migrations.downgrade, migrations_dir, database_url, revision)
 
 
-async def truncate_schema(database_url: str, schema: str) -> None:
+async def truncate_schema(database_url: str, schema: str, *, tries: int = 5) -> None:
+    """Empty every table of the schema. The app under test keeps running (its relay, sweepers
+    and pruning take locks table by table), so a TRUNCATE can deadlock with one of them:
+    Postgres aborts one side, and the TRUNCATE is tried again."""
     conn = await asyncpg.connect(asyncpg_dsn(database_url))
     try:
         tables = await conn.fetch(
@@ -69,9 +72,16 @@ async def truncate_schema(database_url: str, schema: str) -> None:
             "'alembic_version'",
             schema,
         )
-        if tables:
-            names = ", ".join(f'"{schema}"."{t["tablename"]}"' for t in tables)
-            await conn.execute(f"TRUNCATE {names} CASCADE")
+        if not tables:
+            return
+        names = ", ".join(f'"{schema}"."{t["tablename"]}"' for t in tables)
+        for attempt in range(1, tries + 1):
+            try:
+                await conn.execute(f"TRUNCATE {names} CASCADE")
+                return
+            except asyncpg.DeadlockDetectedError:
+                if attempt == tries:
+                    raise
     finally:
         await conn.close()
 
