@@ -14,6 +14,7 @@ import io
 import json
 import uuid
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -23,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bookstore_shared.columns import utcnow
 from bookstore_shared.errors import DomainError
+from bookstore_shared.messages import BookChanged
 from inventory import service
 from inventory.models import AdjustmentReason, Book, BookBase, Isbn, StockAdjustment
 
@@ -142,14 +144,17 @@ def parse(body: bytes, content_type: str) -> Parsed:
 
 
 _EXISTING = (
-    select(BOOKS.c.id, BOOKS.c.isbn, BOOKS.c.available, *(BOOKS.c[name] for name in FIELDS))
+    select(
+        BOOKS.c.id,
+        BOOKS.c.isbn,
+        BOOKS.c.available,
+        BOOKS.c.deleted_at,
+        *(BOOKS.c[name] for name in FIELDS),
+    )
     .where(BOOKS.c.isbn == bindparam("isbns", type_=ARRAY(BOOKS.c.isbn.type)).any_())
     .order_by(BOOKS.c.id)
     .with_for_update()
 )
-_ANNOUNCED = select(
-    BOOKS.c.id, BOOKS.c.title, BOOKS.c.price_cents, BOOKS.c.deleted_at, BOOKS.c.updated_at
-).where(BOOKS.c.isbn == bindparam("isbns", type_=ARRAY(BOOKS.c.isbn.type)).any_())
 _UPDATE = (
     update(BOOKS)
     .where(BOOKS.c.id == bindparam("book"))
@@ -160,6 +165,19 @@ _UPDATE = (
 )
 
 
+def _announcement(
+    book_id: uuid.UUID, row: ImportRow, deleted_at: datetime | None, now: datetime
+) -> BookChanged:
+    """What sales is told of a book the import created or changed (no need to read it back)."""
+    return BookChanged(
+        book_id=book_id,
+        title=row.title,
+        price_cents=row.price_cents,
+        deleted=deleted_at is not None,
+        changed_at=now,
+    )
+
+
 async def run(session: AsyncSession, rows: list[ImportRow], *, actor: uuid.UUID) -> ImportSummary:
     """Write the checked rows: the books they touch are locked in id order first, so orders
     reserving them meanwhile wait, and no stock is counted twice."""
@@ -167,7 +185,7 @@ async def run(session: AsyncSession, rows: list[ImportRow], *, actor: uuid.UUID)
     existing = {
         r.isbn: r for r in await session.execute(_EXISTING, {"isbns": [row.isbn for row in rows]})
     }
-    new, changed, changed_books, ledger, unchanged = [], [], [], [], 0
+    new, changed, ledger, announced, unchanged = [], [], [], [], 0
     for row in rows:
         values = {name: getattr(row, name) for name in FIELDS}
         book = existing.get(row.isbn)
@@ -184,12 +202,13 @@ async def run(session: AsyncSession, rows: list[ImportRow], *, actor: uuid.UUID)
                     "updated_at": now,
                 }
             )
+            announced.append(_announcement(new[-1]["id"], row, None, now))
             continue
         delta = row.stock - book.available
         if delta == 0 and all(getattr(book, name) == value for name, value in values.items()):
             unchanged += 1
             continue
-        changed_books.append(book)
+        announced.append(_announcement(book.id, row, book.deleted_at, now))
         changed.append(
             {f"new_{name}": value for name, value in values.items()}
             | {"book": book.id, "new_available": row.stock, "now": now}
@@ -213,8 +232,5 @@ async def run(session: AsyncSession, rows: list[ImportRow], *, actor: uuid.UUID)
         await session.execute(_UPDATE, changed)
     if ledger:
         await session.execute(insert(LEDGER), ledger)
-    touched = [row["isbn"] for row in new] + [book.isbn for book in changed_books]
-    if touched:
-        books = await session.execute(_ANNOUNCED, {"isbns": touched})
-        await service.outbox.add_all(session, [service.book_changed(b) for b in books])
+    await service.outbox.add_all(session, announced)
     return ImportSummary(created=len(new), updated=len(changed), unchanged=unchanged)

@@ -9,7 +9,7 @@ message more.
 """
 
 import uuid
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Path, Response, status
 from pydantic import BaseModel, ConfigDict, Field
@@ -21,7 +21,7 @@ from bookstore_shared.columns import utcnow
 from bookstore_shared.consumer import HandlerContext, Handlers
 from bookstore_shared.db import SessionDep
 from bookstore_shared.errors import DomainError, NotFound
-from bookstore_shared.identity import CurrentUser
+from bookstore_shared.identity import CurrentUser, Principal
 from bookstore_shared.messages import BookChanged
 from sales.models import Cart, CartItem, CatalogBook, WholeNumber
 
@@ -211,7 +211,7 @@ def catalog_handlers() -> Handlers:
 BookId = Annotated[uuid.UUID, Path(description="The book's id")]
 
 
-def _customer(user: Any) -> uuid.UUID:
+def _customer(user: Principal) -> uuid.UUID:
     assert user.user_id is not None
     customer: uuid.UUID = user.user_id
     return customer
