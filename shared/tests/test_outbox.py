@@ -1,17 +1,22 @@
-"""The outbox poller: a row the broker refuses waits longer each time, holds up no other row,
-and is parked after its last try; `unpark` puts parked rows back in line."""
+"""The outbox relay: every committed row is published once and marked once, however its
+publishing and marking interleave; the poller's row the broker refuses waits longer each time,
+holds up no other row, and is parked after its last try; `unpark` puts parked rows back in
+line."""
 
+import asyncio
+import contextlib
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from sqlalchemy import insert, select, text
+from sqlalchemy import func, insert, select, text
 
 from bookstore_shared.db import Database
 from bookstore_shared.messages import Envelope, Line, ReserveStock
 from bookstore_shared.messaging import INVENTORY_COMMANDS, Broker
-from bookstore_shared.outbox import MAX_ATTEMPTS, OutboxRelay, outbox_table, unpark
+from bookstore_shared.outbox import MAX_ATTEMPTS, Outbox, OutboxRelay, outbox_table, unpark
+from bookstore_testing.shop import eventually
 
 OUTBOX = outbox_table("outbox_test")
 
@@ -33,6 +38,41 @@ async def relay(service_settings: dict[str, Any]) -> AsyncIterator[OutboxRelay]:
     async with db.engine.begin() as conn:
         await conn.execute(text("DROP SCHEMA outbox_test CASCADE"))
     await db.dispose()
+
+
+async def test_every_committed_row_is_published_and_marked_once(relay: OutboxRelay) -> None:
+    """Marking runs as often as it can while messages are published: a row published while a
+    mark round is under way is marked by the next round (a lost mark would have the poller send
+    it again)."""
+    db = Database(relay.db.url, pool_size=2)  # its commits feed this relay alone
+    eager = OutboxRelay(
+        db=db,
+        broker=relay.broker,
+        table=OUTBOX,
+        mark_interval=0.0005,
+        poll_interval=3600,  # no safety net in this test: the fast path alone must do it
+        stale_after=3600,
+    )
+    outbox, sent = Outbox(OUTBOX), []
+    async with eager:
+        for _ in range(40):
+            async with db.unit_of_work() as session:
+                envelopes = await outbox.add_all(session, [_reserve().message() for _ in range(5)])
+            sent += [e.message_id for e in envelopes]
+            await asyncio.sleep(0)  # let the publisher and the marker interleave with us
+        with contextlib.suppress(AssertionError):  # those left unmarked fail below
+            await eventually(lambda: _all_marked(relay), within=10, what="every row marked")
+    await db.dispose()
+    async with relay.db.engine.connect() as conn:
+        rows = (await conn.execute(select(OUTBOX.c.published_at, OUTBOX.c.attempts))).all()
+    assert len(rows) == len(sent) == 200
+    assert [r for r in rows if r.published_at is None or r.attempts != 1] == []
+
+
+async def _all_marked(relay: OutboxRelay) -> bool:
+    async with relay.db.engine.connect() as conn:
+        query = select(func.count()).where(OUTBOX.c.published_at.is_(None))
+        return (await conn.execute(query)).scalar_one() == 0
 
 
 async def _add(relay: OutboxRelay, envelope: Envelope, *, attempts: int = 0) -> None:

@@ -212,7 +212,9 @@ class OutboxRelay:
             batch = [await self._pending.get()]
             while not self._pending.empty() and len(batch) < self.batch_size:
                 batch.append(self._pending.get_nowait())
-            self._sent.extend(await self._publish_all(batch))
+            sent = await self._publish_all(batch)
+            # Only now: `_mark_sent` may have taken the list in hand while this batch was out.
+            self._sent.extend(sent)
 
     async def _mark_sent(self) -> None:
         """Mark what was published, many rows in one statement: one transaction a round, not
