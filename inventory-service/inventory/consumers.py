@@ -11,7 +11,12 @@ def handlers(*, lease: timedelta) -> Handlers:
     async def reserve(ctx: HandlerContext, message: ReserveStock) -> None:
         await ctx.send(
             await stock.reserve_stock(
-                ctx.session, ctx.writes, order_id=message.order_id, lines=message.lines, lease=lease
+                ctx.session,
+                ctx.writes,
+                order_id=message.order_id,
+                lines=message.lines,
+                lease=lease,
+                customer_id=message.customer_id,
             )
         )
 

@@ -9,7 +9,7 @@ from bookstore_shared.background import every
 from bookstore_shared.consumer import run_messaging
 from bookstore_shared.db import Database
 from bookstore_shared.messaging import INVENTORY_COMMANDS
-from inventory import imports, stock
+from inventory import imports, reviews, stock, summaries
 from inventory.config import Settings, get_settings
 from inventory.consumers import handlers
 from inventory.models import INBOX
@@ -38,6 +38,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 queues={INVENTORY_COMMANDS: handlers(lease=lease)},
             ),
             every(settings.reservation_sweep_seconds, sweep, "reservation-sweeper"),
+            summaries.summaries(app, settings),
         ):
             yield
 
@@ -46,7 +47,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         title="Inventory",
         description="The catalog and the stock.",
         settings=settings,
-        routers=[router, reports],
+        routers=[router, reviews.router, summaries.router, reports],
         larger_bodies={("POST", "/books/import"): imports.MAX_BYTES},
         extension=messaging,
     )

@@ -1,5 +1,6 @@
 """Books: the catalog and the stock counts (available, reserved, sold) in one row; the stock
-ledger of staff adjustments; reservations."""
+ledger of staff adjustments; reservations; readers' reviews (their count and total kept on the
+book) and the cached summary of each book's description."""
 
 import uuid
 from datetime import datetime
@@ -7,13 +8,24 @@ from enum import StrEnum
 from typing import Annotated
 
 from pydantic import AfterValidator, ConfigDict, WithJsonSchema, field_validator
-from sqlalchemy import CheckConstraint, Column, Computed, DateTime, ForeignKey, Index, Uuid
+from sqlalchemy import (
+    CheckConstraint,
+    Column,
+    Computed,
+    DateTime,
+    ForeignKey,
+    Index,
+    Numeric,
+    Text,
+    UniqueConstraint,
+    Uuid,
+)
 from sqlalchemy.dialects.postgresql import TSVECTOR
 from sqlmodel import Field, SQLModel
 from stdnum import isbn as stdnum_isbn
 from stdnum.exceptions import ValidationError as IsbnError
 
-from bookstore_shared.columns import enum_field, timestamp_field
+from bookstore_shared.columns import WholeNumber, enum_field, timestamp_field
 from bookstore_shared.consumer import inbox_table
 from bookstore_shared.outbox import outbox_table
 from bookstore_shared.pagination import Page
@@ -86,6 +98,10 @@ class BookUpdate(SQLModel):
     published_year: int | None = Field(default=None, ge=1000, le=2100)
 
 
+# A book's average rating to one decimal (null without reviews), kept by Postgres.
+RATING_AVERAGE_EXPRESSION = "round(rating_total::numeric / nullif(rating_count, 0), 1)"
+
+
 class Book(BookBase, table=True):
     __tablename__ = "books"
     __table_args__ = (
@@ -93,15 +109,28 @@ class Book(BookBase, table=True):
         CheckConstraint("reserved >= 0", name="reserved_not_negative"),
         CheckConstraint("sold >= 0", name="sold_not_negative"),
         CheckConstraint("price_cents >= 0", name="price_not_negative"),
+        CheckConstraint("rating_count >= 0", name="rating_count_not_negative"),
         Index("ix_books_search", "search", postgresql_using="gin"),
         {"schema": SCHEMA},
     )
+    # Columns Postgres computes (the average, the search vector) come back with every INSERT
+    # and UPDATE (RETURNING), so a book is whole after a flush.
+    __mapper_args__ = {"eager_defaults": True}
 
     id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
     isbn: str = Field(max_length=13, unique=True)
     available: int = 0
     reserved: int = 0
     sold: int = 0
+    # The reviews' count and the sum of their ratings, changed with each review.
+    rating_count: int = 0
+    rating_total: int = 0
+    rating_average: float | None = Field(
+        default=None,
+        sa_column=Column(
+            Numeric(2, 1, asdecimal=False), Computed(RATING_AVERAGE_EXPRESSION, persisted=True)
+        ),
+    )
     deleted_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
     created_at: datetime = timestamp_field()
     updated_at: datetime = timestamp_field()
@@ -118,6 +147,10 @@ class BookPublic(BookBase):
     id: uuid.UUID
     isbn: str
     available: int
+    rating_average: float | None = Field(
+        default=None, description="The reviews' average rating, to one decimal; null if none"
+    )
+    rating_count: int = Field(default=0, description="How many reviews the book has")
     created_at: datetime
     updated_at: datetime
 
@@ -152,10 +185,14 @@ class Reservation(SQLModel, table=True):
     __tablename__ = "reservations"
     __table_args__ = (
         Index("ix_reservations_held_expiry", "expires_at", postgresql_where="status = 'held'"),
+        Index("ix_reservations_customer", "customer_id"),
         {"schema": SCHEMA},
     )
 
     order_id: uuid.UUID = Field(primary_key=True)
+    # Who ordered (unknown for orders placed before reservations recorded it): a review by
+    # them of a book they bought is a verified purchase.
+    customer_id: uuid.UUID | None = None
     status: ReservationStatus = enum_field(ReservationStatus, default=ReservationStatus.HELD)
     expires_at: datetime = Field(sa_type=DateTime(timezone=True))
     created_at: datetime = timestamp_field()
@@ -257,3 +294,96 @@ class LowStockBook(SQLModel):
 
 class LowStockPage(Page[LowStockBook]):
     """Books in the catalog running out: fewest available first."""
+
+
+REVIEW_TITLE_MAX = 120
+REVIEW_BODY_MAX = 5000
+
+
+class Review(SQLModel, table=True):
+    """One account's review of one book."""
+
+    __tablename__ = "reviews"
+    __table_args__ = (
+        UniqueConstraint("book_id", "author_id", name="one_review_per_author"),
+        CheckConstraint("rating BETWEEN 1 AND 5", name="rating_one_to_five"),
+        Index("ix_reviews_book_newest", "book_id", "created_at"),
+        Index("ix_reviews_book_rating", "book_id", "rating", "created_at"),
+        {"schema": SCHEMA},
+    )
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    book_id: uuid.UUID = Field(
+        sa_column=Column(Uuid, ForeignKey(f"{SCHEMA}.books.id"), nullable=False)
+    )
+    author_id: uuid.UUID
+    rating: int
+    title: str | None = Field(default=None, max_length=REVIEW_TITLE_MAX)
+    body: str = Field(sa_column=Column(Text, nullable=False))
+    created_at: datetime = timestamp_field()
+    updated_at: datetime = timestamp_field()
+
+
+class ReviewCreate(SQLModel):
+    model_config = ConfigDict(extra="forbid")
+
+    rating: WholeNumber = Field(ge=1, le=5, description="1 (poor) to 5 (excellent)")
+    title: str | None = Field(default=None, min_length=1, max_length=REVIEW_TITLE_MAX)
+    body: str = Field(min_length=1, max_length=REVIEW_BODY_MAX)
+
+
+class ReviewUpdate(SQLModel):
+    """The fields to change; the title may be cleared with null."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    rating: WholeNumber = Field(default=None, ge=1, le=5)
+    title: str | None = Field(default=None, min_length=1, max_length=REVIEW_TITLE_MAX)
+    body: str = Field(default=None, min_length=1, max_length=REVIEW_BODY_MAX)
+
+
+class ReviewPublic(SQLModel):
+    id: uuid.UUID
+    book_id: uuid.UUID
+    author_id: uuid.UUID
+    rating: int
+    title: str | None
+    body: str
+    verified_purchase: bool = Field(
+        description="The author has a confirmed order with this book in it"
+    )
+    created_at: datetime
+    updated_at: datetime
+
+
+class ReviewsPage(Page[ReviewPublic]):
+    """A page of a book's reviews."""
+
+
+class BookSummary(SQLModel, table=True):
+    """The last summary made of a book's description, and of which description (its hash)."""
+
+    __tablename__ = "book_summaries"
+    __table_args__ = ({"schema": SCHEMA},)
+
+    book_id: uuid.UUID = Field(
+        sa_column=Column(
+            Uuid, ForeignKey(f"{SCHEMA}.books.id", ondelete="CASCADE"), primary_key=True
+        )
+    )
+    description_sha256: str = Field(max_length=64)
+    summary: str | None = Field(default=None, sa_column=Column(Text))
+    provider: str = Field(max_length=40)
+    model: str | None = Field(default=None, max_length=200)
+    generated_at: datetime = timestamp_field()
+
+
+class BookSummaryPublic(SQLModel):
+    book_id: uuid.UUID
+    summary: str | None = Field(description="Null when the book has no description")
+    provider: str = Field(
+        description="What wrote it: `local` (extractive, in-process), `openai`, or "
+        "`local-fallback` (the configured provider failed; it is asked again next time)"
+    )
+    model: str | None
+    generated_at: datetime

@@ -49,7 +49,8 @@ def _shareable(response: Response, principal: Principal, etag: str | None = None
 
 def _etag(book: Mapping[str, Any], principal: Principal) -> str:
     view = "staff" if principal.is_staff else "public"
-    return f'W/"{book["id"]}-{book["updated_at"].timestamp()}-{view}"'
+    version = f"{book['updated_at'].timestamp()}-{book['rating_count']}-{book['rating_total']}"
+    return f'W/"{book["id"]}-{version}-{view}"'
 
 
 @router.get("")

@@ -1,9 +1,15 @@
-"""The demo catalog: real books with their real ISBNs. Loading it twice changes nothing."""
+"""The demo catalog: real books with their real ISBNs and descriptions (in
+`demo_descriptions.json`, by ISBN). Loading it twice changes nothing."""
 
+import json
+from pathlib import Path
+
+from sqlalchemy import String, Table, func, update
 from sqlalchemy.dialects.postgresql import insert
 
 from bookstore_shared.db import Database
 from bookstore_shared.settings import ServiceSettings
+from bookstore_shared.writes import arrays, unnest
 from inventory.models import Book
 from inventory.service import book_changed, outbox
 
@@ -165,6 +171,21 @@ CATALOG: tuple[tuple[str, str, str, str, int, int], ...] = (
 )
 
 
+DESCRIPTIONS: dict[str, str] = json.loads(
+    (Path(__file__).parent / "demo_descriptions.json").read_text(encoding="utf-8")
+)
+# Catalogs seeded before the descriptions were written hold "<title> by <author>." instead.
+BOOKS: Table = Book.__table__  # type: ignore[assignment]
+_PLACEHOLDER = BOOKS.c.title + " by " + func.rtrim(BOOKS.c.author, ".") + "."
+_TEXT = {"isbn": String(), "description": String()}
+_text = unnest("text", _TEXT)
+_FILL_IN = (
+    update(BOOKS)
+    .where(BOOKS.c.isbn == _text.c.isbn, BOOKS.c.description == _PLACEHOLDER)
+    .values(description=_text.c.description, updated_at=func.now())
+)
+
+
 async def seed_catalog(settings: ServiceSettings) -> str:
     db = Database(settings.database_url, pool_size=1)
     rows = [
@@ -173,7 +194,7 @@ async def seed_catalog(settings: ServiceSettings) -> str:
             "title": title,
             "author": author,
             "category": category,
-            "description": f"{title} by {author.rstrip('.')}.",
+            "description": DESCRIPTIONS[isbn],
             "price_cents": price,
             "available": stock,
         }
@@ -193,6 +214,9 @@ async def seed_catalog(settings: ServiceSettings) -> str:
             ).all()
             await outbox.add_all(session, [book_changed(book) for book in added_books])
             added = len(added_books)
+            texts = [{"isbn": isbn, "description": text} for isbn, text in DESCRIPTIONS.items()]
+            filled = await session.execute(_FILL_IN, arrays("text", _TEXT, texts))
     finally:
         await db.dispose()
-    return f"catalog seeded: {added} books added, {len(CATALOG) - added} already present"
+    said = f"catalog seeded: {added} books added, {len(CATALOG) - added} already present"
+    return said + (f", {filled.rowcount} descriptions filled in" if filled.rowcount else "")

@@ -115,6 +115,7 @@ async def reserve_stock(
     order_id: uuid.UUID,
     lines: list[Line],
     lease: timedelta,
+    customer_id: uuid.UUID | None = None,
 ) -> Message:
     """All or nothing: every line is set aside, or none is and the short ones are named."""
     existing = (await session.execute(_RESERVATION, {"order": order_id})).first()
@@ -149,6 +150,7 @@ async def reserve_stock(
     writes.add(_RESERVE, arrays("move", _MOVE, lines) | {"now": now})
     reservation = {
         "order_id": order_id,
+        "customer_id": customer_id,
         "status": ReservationStatus.HELD,
         "expires_at": expires_at,
         "created_at": now,

@@ -17,13 +17,13 @@ from sqlalchemy import Table, bindparam, delete, func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bookstore_shared.columns import utcnow
+from bookstore_shared.columns import WholeNumber, utcnow
 from bookstore_shared.consumer import HandlerContext, Handlers
 from bookstore_shared.db import SessionDep
 from bookstore_shared.errors import DomainError, NotFound
 from bookstore_shared.identity import CurrentUser, Principal
 from bookstore_shared.messages import BookChanged
-from sales.models import Cart, CartItem, CatalogBook, WholeNumber
+from sales.models import Cart, CartItem, CatalogBook
 
 MAX_LINES = 50
 MAX_QUANTITY = 100

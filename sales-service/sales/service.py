@@ -13,7 +13,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
-from bookstore_shared.columns import utcnow
+from bookstore_shared.columns import WholeNumber, utcnow
 from bookstore_shared.identity import Principal
 from bookstore_shared.messages import Address
 from bookstore_shared.pagination import PageParams
@@ -32,7 +32,6 @@ from sales.models import (
     OrderStatus,
     SagaState,
     SagaStep,
-    WholeNumber,
 )
 from sales.payments import CardDetails, CardProvider
 

@@ -1,10 +1,12 @@
-"""Column helpers every app's models use: UTC timestamps and JSONB-backed pydantic fields."""
+"""Field helpers every app's models use: UTC timestamps, JSONB-backed pydantic fields, and
+whole numbers in requests."""
 
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any
+from typing import Annotated, Any
 
 import sqlalchemy as sa
+from pydantic import BeforeValidator
 from sqlalchemy import DateTime
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field
@@ -12,6 +14,16 @@ from sqlmodel import Field
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def _refuse_bool(value: object) -> object:
+    if isinstance(value, bool):
+        raise ValueError("a number is expected, not true or false")
+    return value
+
+
+# A count or score in a request: a JSON integer (72 or 72.0), never a boolean.
+WholeNumber = Annotated[int, BeforeValidator(_refuse_bool)]
 
 
 def timestamp_field() -> Any:

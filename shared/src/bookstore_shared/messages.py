@@ -74,6 +74,9 @@ class ShortLine(BaseModel):
 # Commands to inventory
 class ReserveStock(OrderMessage):
     lines: list[Line] = Field(min_length=1)
+    # Who orders: inventory keeps it with the reservation, so a review by them of a book they
+    # bought shows as a verified purchase (none from a sender older than this field).
+    customer_id: uuid.UUID | None = None
 
 
 class CommitStock(OrderMessage):
