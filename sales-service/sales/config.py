@@ -12,6 +12,8 @@ class Settings(ServiceSettings):
     # saga stay on its timeline this long.
     retention_idempotency_hours: float = 24.0
     retention_saga_steps_days: float = 30.0
+    # Live updates resume from the events kept this long (Last-Event-ID).
+    retention_order_events_days: float = 7.0
 
 
 @lru_cache

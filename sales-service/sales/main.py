@@ -15,7 +15,7 @@ from bookstore_shared.retention import Retention
 from sales import cart, deadlines, reports
 from sales.config import Settings, get_settings
 from sales.consumers import queues
-from sales.models import INBOX, OUTBOX, IdempotencyKey, Order, SagaState, SagaStep
+from sales.models import INBOX, OUTBOX, IdempotencyKey, Order, OrderEvent, SagaState, SagaStep
 from sales.payments import FakeCardProvider
 from sales.routes import router
 from sales.watch import OrderWatch
@@ -23,7 +23,13 @@ from sales.watch import OrderWatch
 
 def retention(settings: Settings) -> list[Retention]:
     keys, steps, orders = IdempotencyKey.__table__, SagaStep.__table__, Order.__table__
+    events = OrderEvent.__table__
     return [
+        Retention(
+            table=events,  # type: ignore[arg-type]
+            age=events.c.occurred_at,
+            keep=timedelta(days=settings.retention_order_events_days),
+        ),
         Retention(
             table=keys,  # type: ignore[arg-type]
             age=keys.c.created_at,

@@ -3,10 +3,18 @@
 import uuid
 from datetime import datetime
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import Any
 
-from pydantic import BeforeValidator
-from sqlalchemy import CheckConstraint, Column, DateTime, ForeignKey, Index, Uuid
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    Column,
+    DateTime,
+    ForeignKey,
+    Identity,
+    Index,
+    Uuid,
+)
 from sqlmodel import Field, Relationship, SQLModel
 
 from bookstore_shared.columns import enum_field, jsonb_field, timestamp_field
@@ -15,16 +23,6 @@ from bookstore_shared.messages import Address
 from bookstore_shared.outbox import outbox_table
 
 SCHEMA = "sales"
-
-
-def _refuse_bool(value: object) -> object:
-    if isinstance(value, bool):
-        raise ValueError("a number is expected, not true or false")
-    return value
-
-
-# A count in a request: a JSON integer (72 or 72.0), never a boolean.
-WholeNumber = Annotated[int, BeforeValidator(_refuse_bool)]
 
 
 class OrderStatus(StrEnum):
@@ -88,6 +86,33 @@ class DeliveryState(StrEnum):
 
 OUTBOX = outbox_table(SCHEMA)
 INBOX = inbox_table(SCHEMA)
+
+
+class OrderEvent(SQLModel, table=True):
+    """Each change of an order's status, in the order it happened: what an account's live
+    updates (`GET /orders/events`) send, and resume from (`Last-Event-ID` is `id`)."""
+
+    __tablename__ = "order_events"
+    __table_args__ = (
+        Index("ix_order_events_customer", "customer_id", "id"),
+        {"schema": SCHEMA},
+    )
+
+    id: int | None = Field(default=None, sa_column=Column(BigInteger, Identity(), primary_key=True))
+    order_id: uuid.UUID
+    customer_id: uuid.UUID
+    status: OrderStatus = enum_field(OrderStatus, default=None)
+    cancel_reason: CancelReason | None = enum_field(CancelReason, default=None, length=40)
+    occurred_at: datetime = timestamp_field()
+
+
+class OrderEventPublic(SQLModel):
+    """One change of an order's status."""
+
+    order_id: uuid.UUID
+    status: OrderStatus
+    cancel_reason: CancelReason | None
+    occurred_at: datetime
 
 
 class Order(SQLModel, table=True):

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Header, Request, status
 from fastapi.responses import JSONResponse
 from fastapi.sse import EventSourceResponse, ServerSentEvent
+from sqlalchemy import RowMapping, Table, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bookstore_shared.db import Database, SessionDep
@@ -18,6 +19,8 @@ from sales import service
 from sales.config import Settings
 from sales.models import (
     IdempotencyKey,
+    OrderEvent,
+    OrderEventPublic,
     OrderPublic,
     OrderStatus,
     SagaPublic,
@@ -167,6 +170,78 @@ async def list_orders(
     return Page(
         data=[OrderPublic.of(o) for o in orders], count=count, page=page.page, size=page.size
     )
+
+
+# At most this many events a read; an account far behind gets them page after page.
+EVENTS_PER_READ = 100
+# A quiet stream says so this often: proxies (the gateway reads with a 10 s limit) keep it.
+KEEP_ALIVE_SECONDS = 5.0
+EVENTS: Table = OrderEvent.__table__  # type: ignore[assignment]
+LastEventId = Annotated[
+    int | None,
+    Header(
+        alias="Last-Event-ID",
+        ge=0,
+        description="Resume after this event (the `id` of the last one received)",
+    ),
+]
+
+
+def _of(customer_id: uuid.UUID | None) -> list[Any]:
+    return [] if customer_id is None else [EVENTS.c.customer_id == customer_id]
+
+
+async def _newest_event(db: Database, customer_id: uuid.UUID | None) -> int:
+    async with db.reads() as session:
+        newest = select(func.coalesce(func.max(EVENTS.c.id), 0)).where(*_of(customer_id))
+        return int(await session.scalar(newest) or 0)
+
+
+async def _events_after(
+    db: Database, after: int, customer_id: uuid.UUID | None
+) -> list[RowMapping]:
+    """The events after `after` of one customer's orders (None: everyone's), oldest first."""
+    async with db.reads() as session:
+        rows = await session.execute(
+            select(EVENTS)
+            .where(EVENTS.c.id > after, *_of(customer_id))
+            .order_by(EVENTS.c.id)
+            .limit(EVENTS_PER_READ)
+        )
+        return list(rows.mappings().all())
+
+
+@router.get("/events", response_class=EventSourceResponse)
+async def account_events(
+    request: Request, user: CurrentUser, last_event_id: LastEventId = None
+) -> AsyncIterator[ServerSentEvent]:
+    """Every status change of your orders (staff: of every order) as Server-Sent Events named
+    `order`, from now on, or after `Last-Event-ID` when a client resumes (the `id` of each
+    event). The first event, `ready`, says the stream is listening; a comment every 5 s keeps
+    quiet connections open."""
+    db: Database = request.app.state.db
+    watch: OrderWatch = request.app.state.watch
+    customer = None if user.is_staff else user.user_id
+    with watch.watching_account(customer) as watcher:  # from here on nothing is missed
+        after = last_event_id if last_event_id is not None else await _newest_event(db, customer)
+        # Said once, first: from here on every change is sent (or the id to resume from).
+        yield ServerSentEvent(event="ready", id=str(after), data={"last_event_id": after})
+        while True:
+            watcher.changed.clear()
+            events = await _events_after(db, after, customer)
+            for event in events:
+                after = event["id"]
+                yield ServerSentEvent(
+                    event="order",
+                    id=str(event["id"]),
+                    data=OrderEventPublic.model_validate(dict(event)).model_dump(mode="json"),
+                )
+            if len(events) == EVENTS_PER_READ:
+                continue  # more are waiting
+            try:
+                await asyncio.wait_for(watcher.changed.wait(), KEEP_ALIVE_SECONDS)
+            except TimeoutError:
+                yield ServerSentEvent(comment="keep-alive")
 
 
 @router.get("/{order_id}")

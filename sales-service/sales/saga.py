@@ -91,7 +91,9 @@ LEFT = frozenset({DeliveryState.DISPATCHED, DeliveryState.IN_TRANSIT, DeliverySt
 async def start(saga: Saga, order: SagaOrder) -> None:
     order.stock_state = StockState.REQUESTED
     lines = [Line(book_id=line.book_id, quantity=line.quantity) for line in order.lines]
-    await saga.send(order, ReserveStock(order_id=order.id, lines=lines))
+    await saga.send(
+        order, ReserveStock(order_id=order.id, lines=lines, customer_id=order.customer_id)
+    )
 
 
 async def fail(

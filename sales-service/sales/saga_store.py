@@ -47,6 +47,7 @@ from sales.models import (
     CancelReason,
     DeliveryState,
     Order,
+    OrderEvent,
     OrderLine,
     OrderStatus,
     PaymentState,
@@ -74,6 +75,7 @@ STEP_NAMES: dict[type[Message], tuple[str, StepKind]] = {
 ORDERS: Table = Order.__table__  # type: ignore[assignment]
 LINES: Table = OrderLine.__table__  # type: ignore[assignment]
 STEPS: Table = SagaStep.__table__  # type: ignore[assignment]
+EVENTS: Table = OrderEvent.__table__  # type: ignore[assignment]
 # What a client sees of an order: a change to any of these wakes its waiters.
 _VISIBLE = ("status", "saga_state", "cancel_reason", "cancel_refusal", "total_cents")
 
@@ -291,8 +293,11 @@ class Saga:
             writes.add(_ANSWER_STEPS, arrays("answer", _ANSWER, self._answers))
         if self._commands or self._performed:
             self._write_steps(order, writes)
+        if new or "status" in changes:
+            writes.add(_INSERT_EVENT, {})  # the order's own parameters say it all
         if new or any(name in changes for name in _VISIBLE):
-            writes.then(_NOTIFY, {"notify_payload": f"{order.id}:{order.saga_state.value}"})
+            payload = f"{order.id}:{order.saga_state.value}:{order.customer_id}"
+            writes.then(_NOTIFY, {"notify_payload": payload})
         if self.writes is None:
             await writes.run(self.session)
         order._stored = order.columns()
@@ -403,3 +408,10 @@ _INSERT_STEPS = insert(STEPS).from_select(
     ),
 )
 _NOTIFY = select(func.pg_notify(ORDER_CHANNEL, bindparam("notify_payload", type_=String())))
+_INSERT_EVENT = insert(EVENTS).values(
+    order_id=_order("id"),
+    customer_id=_order("customer_id"),
+    status=_order("status"),
+    cancel_reason=_order("cancel_reason"),
+    occurred_at=_order("updated_at"),
+)

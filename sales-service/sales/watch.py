@@ -1,7 +1,9 @@
-"""Wakes whoever waits on an order (Prefer: wait, the SSE stream) when it changes.
+"""Wakes whoever waits on an order (Prefer: wait, its SSE stream) or on an account's orders
+(the account's SSE stream; staff watch every account) when one changes.
 
 The saga sends `pg_notify` in the transaction that changes an order, so the notice arrives
 after the commit, in every replica; each replica keeps one LISTEN connection for all waiters.
+The notice is `<order id>:<saga state>:<customer id>`.
 """
 
 import asyncio
@@ -26,6 +28,8 @@ class OrderWatch:
     def __init__(self, database_url: str) -> None:
         self._dsn = asyncpg_dsn(database_url)
         self._waiters: defaultdict[uuid.UUID, set[Watcher]] = defaultdict(set)
+        # By customer; None: staff, who see every account's orders.
+        self._accounts: defaultdict[uuid.UUID | None, set[Watcher]] = defaultdict(set)
         self._task: asyncio.Task[None] | None = None
 
     async def __aenter__(self) -> "OrderWatch":
@@ -62,15 +66,21 @@ class OrderWatch:
             await asyncio.sleep(1)
 
     def _on_notify(self, conn: object, pid: int, channel: str, payload: str) -> None:
-        order_id, _, saga_state = payload.partition(":")
+        order_id, saga_state, customer_id, *_ = [*payload.split(":"), "", ""]
         with contextlib.suppress(ValueError):
             for watcher in self._waiters.get(uuid.UUID(order_id), ()):
                 watcher.changed.set()
                 if saga_state == SagaState.COMPLETED:
                     watcher.final.set()
+        accounts: list[uuid.UUID | None] = [None]
+        with contextlib.suppress(ValueError):
+            accounts.append(uuid.UUID(customer_id))
+        for account in accounts:
+            for watcher in self._accounts.get(account, ()):
+                watcher.changed.set()
 
     def _wake_all(self) -> None:
-        for watchers in self._waiters.values():
+        for watchers in [*self._waiters.values(), *self._accounts.values()]:
             for watcher in watchers:
                 watcher.changed.set()
                 watcher.final.set()  # we may have missed it: make every waiter look
@@ -89,6 +99,18 @@ class OrderWatch:
             self._waiters[order_id].discard(watcher)
             if not self._waiters[order_id]:
                 del self._waiters[order_id]
+
+    @contextlib.contextmanager
+    def watching_account(self, customer_id: uuid.UUID | None) -> Iterator["Watcher"]:
+        """An event set when one of the customer's orders (None: any order) may have changed."""
+        watcher = Watcher()
+        self._accounts[customer_id].add(watcher)
+        try:
+            yield watcher
+        finally:
+            self._accounts[customer_id].discard(watcher)
+            if not self._accounts[customer_id]:
+                del self._accounts[customer_id]
 
 
 class Watcher:

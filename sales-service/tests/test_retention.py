@@ -1,4 +1,5 @@
-"""What sales prunes: old Idempotency-Keys, and the steps of sagas finished long ago."""
+"""What sales prunes: old Idempotency-Keys, old order events, and the steps of sagas finished
+long ago."""
 
 import uuid
 from datetime import timedelta
@@ -13,7 +14,7 @@ from bookstore_shared.retention import prune
 from bookstore_testing.harness import SAMPLE_ADDRESS
 from sales.config import Settings
 from sales.main import retention
-from sales.models import IdempotencyKey, Order, SagaState, SagaStep
+from sales.models import IdempotencyKey, Order, OrderEvent, OrderStatus, SagaState, SagaStep
 
 
 def _step(order_id: uuid.UUID, answered_days_ago: float | None) -> SagaStep:
@@ -55,14 +56,25 @@ async def test_prune_keeps_live_history_and_drops_the_old(service_settings: dict
                         created_at=utcnow() - timedelta(hours=25),
                     ),
                     IdempotencyKey(customer_id=uuid.uuid4(), key="new", request_hash="x"),
+                    *(
+                        OrderEvent(
+                            order_id=running.id,
+                            customer_id=running.customer_id,
+                            status=OrderStatus.PENDING,
+                            occurred_at=utcnow() - timedelta(days=days),
+                        )
+                        for days in (8, 1)  # the first is pruned
+                    ),
                 ]
             )
         removed = await prune(db, retention(settings))
         async with db.unit_of_work() as session:
             keys = (await session.scalars(select(IdempotencyKey.key))).all()
             steps = await session.scalar(select(func.count()).select_from(SagaStep))
+            events = await session.scalar(select(func.count()).select_from(OrderEvent))
     finally:
         await db.dispose()
-    assert removed == {"sales.idempotency_keys": 1, "sales.saga_steps": 1}
+    assert removed == {"sales.idempotency_keys": 1, "sales.order_events": 1, "sales.saga_steps": 1}
+    assert events == 1
     assert list(keys) == ["new"]
     assert steps == 3
