@@ -57,4 +57,5 @@ The bookstore is up (containers; make down stops them, keeping the data volumes)
   try it         API=$api, then the README's "Try it" requests
   demo logins    admin@bookstore.local, staff@bookstore.local, customer@bookstore.local
                  password: $demo
+  mail           docker compose exec mail-sink ls /tmp/mail   (the sink keeps every message)
 INFO

@@ -1,4 +1,4 @@
-from bookstore_shared.errors import Conflict, Forbidden, NotFound, Unauthorized
+from bookstore_shared.errors import Conflict, DomainError, Forbidden, NotFound, Unauthorized
 
 
 class EmailTaken(Conflict):
@@ -31,3 +31,7 @@ class ApiKeyNotFound(NotFound):
 
 class WrongPassword(Forbidden):
     code, title = "wrong_password", "The current password is not right"
+
+
+class InvalidResetToken(DomainError):
+    status, code, title = 400, "invalid_reset_token", "The reset token is invalid, used or expired"

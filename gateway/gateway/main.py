@@ -23,7 +23,9 @@ from bookstore_shared.retention import Retention, pruning
 from gateway.config import Settings, get_settings
 from gateway.docs import MergedDocs
 from gateway.guard import GatewayGuard
-from gateway.models import RefreshToken
+from gateway.live import router as live_router
+from gateway.mail import Mailer
+from gateway.models import PasswordReset, RefreshToken
 from gateway.proxy import Hop, Upstream
 from gateway.ratelimit import RateLimits
 from gateway.routes import router as auth_router
@@ -83,6 +85,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             db=db, tokens=tokens, cache_seconds=settings.auth_cache_seconds
         )
         app.state.rate_limits = RateLimits(settings)
+        mailer = Mailer(settings)
+        app.state.mailer = mailer
+        if not mailer.enabled:
+            log.warning(
+                "mail_disabled", detail="SMTP_URL is not set: password resets cannot be mailed"
+            )
         app.state.docs = MergedDocs(
             app=app,
             client=client,
@@ -100,13 +108,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             age=tokens_table.c.expires_at,
             keep=timedelta(days=settings.retention_refresh_tokens_days),
         )
+        resets_table = PasswordReset.__table__
+        expired_resets = Retention(
+            table=resets_table,  # type: ignore[arg-type]
+            age=resets_table.c.expires_at,
+            keep=timedelta(days=settings.retention_password_resets_days),
+        )
         every_seconds = settings.retention_sweep_seconds
         if admin := await ensure_admin(db, app.state.passwords, settings):
             log.info("admin_account", outcome=admin)
         try:
-            async with pruning(db, [expired_tokens], every_seconds=every_seconds):
+            async with pruning(db, [expired_tokens, expired_resets], every_seconds=every_seconds):
                 yield
         finally:
+            await mailer.close()
             await hop.close()
             await client.aclose()
             await db.dispose()
@@ -130,6 +145,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health.router)
     app.include_router(auth_router)
     app.include_router(users_router)
+    app.include_router(live_router)
 
     @app.get("/openapi.json", include_in_schema=False)
     async def openapi(request: Request) -> dict[str, Any]:

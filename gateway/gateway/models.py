@@ -74,6 +74,24 @@ class RefreshToken(SQLModel, table=True):
     created_at: datetime = timestamp_field()
 
 
+class PasswordReset(SQLModel, table=True):
+    """A password reset asked for by mail: its token, stored as its hash, works once."""
+
+    __tablename__ = "password_resets"
+    __table_args__ = {"schema": SCHEMA}
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    user_id: uuid.UUID = Field(
+        sa_column=Column(
+            Uuid, ForeignKey(f"{SCHEMA}.users.id", ondelete="CASCADE"), nullable=False, index=True
+        )
+    )
+    token_hash: str = Field(max_length=64, unique=True)
+    expires_at: datetime = Field(sa_type=DateTime(timezone=True))
+    used_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
+    created_at: datetime = timestamp_field()
+
+
 class ApiKey(SQLModel, table=True):
     """A key for a program rather than a person, acting with one role; stored as its hash."""
 
@@ -106,6 +124,19 @@ class UserRegister(SQLModel):
 
     email: EmailAddress = Field(max_length=320)
     password: str = Field(min_length=8, max_length=128)
+
+
+class PasswordResetRequest(SQLModel):
+    model_config = ConfigDict(extra="forbid")
+
+    email: EmailAddress = Field(max_length=320)
+
+
+class PasswordResetConfirm(SQLModel):
+    model_config = ConfigDict(extra="forbid")
+
+    token: str = Field(min_length=20, max_length=100, description="The token from the mail")
+    new_password: str = Field(min_length=8, max_length=128)
 
 
 class UserPublic(SQLModel):

@@ -1,4 +1,5 @@
-"""Rate limits per principal and per client IP, and for failed sign-ins (the `limits` library)."""
+"""Rate limits per principal and per client IP, for failed sign-ins and for password reset mails
+(the `limits` library)."""
 
 import time
 from dataclasses import dataclass
@@ -56,6 +57,8 @@ class RateLimits:
         self._per_ip = parse(settings.rate_limit_per_ip)
         self._failures_per_account = parse(settings.login_failures_per_account)
         self._failures_per_ip = parse(settings.login_failures_per_ip)
+        self._resets_per_address = parse(settings.password_reset_per_address)
+        self._resets_per_ip = parse(settings.password_reset_per_ip)
 
     async def _decide(self, item: RateLimitItem, *key: str, hit: bool) -> Decision:
         allowed = (
@@ -93,3 +96,14 @@ class RateLimits:
     async def sign_in_failed(self, email: str, ip: str) -> None:
         await self._limiter.hit(self._failures_per_account, "login-account", email.lower())
         await self._limiter.hit(self._failures_per_ip, "login-ip", ip)
+
+    async def hit_password_reset(self, email: str, ip: str) -> None:
+        """Count a password reset asked for, whether the account exists or not (so a 429 tells
+        nothing about it either); refused once the address or the IP is over its limit."""
+        for item, key in (
+            (self._resets_per_address, ("reset-address", email.lower())),
+            (self._resets_per_ip, ("reset-ip", ip)),
+        ):
+            decision = await self._decide(item, *key, hit=True)
+            if not decision.allowed:
+                raise TooManyRequests("Too many password resets asked for; try later.", decision)

@@ -1,4 +1,5 @@
 import uuid
+from datetime import timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request, Response, status
@@ -8,12 +9,16 @@ from bookstore_shared.db import Database, SessionDep
 from bookstore_shared.identity import AdminUser, CurrentUser
 from bookstore_shared.pagination import Page, PageDep
 from gateway import service
+from gateway.config import Settings
 from gateway.errors import InvalidCredentials, UserNotFound, WrongPassword
+from gateway.mail import Mailer, password_reset_mail
 from gateway.models import (
     AccountUpdate,
     ApiKeyCreate,
     ApiKeyCreated,
     ApiKeyPublic,
+    PasswordResetConfirm,
+    PasswordResetRequest,
     RefreshRequest,
     RoleChange,
     Token,
@@ -141,6 +146,57 @@ async def update_me(changes: AccountUpdate, principal: CurrentUser, request: Req
         )
     request.app.state.identities.forget()
     return UserPublic.model_validate(user, from_attributes=True)
+
+
+@router.post(
+    "/password-reset",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_class=Response,
+    responses={202: {"description": "A mail is on its way, if an account has this address"}},
+)
+async def request_password_reset(data: PasswordResetRequest, request: Request) -> Response:
+    """Mail a single-use token to this address, if an account has it (the answer is the same
+    either way): with it, `POST /api/auth/password-reset/confirm` sets a new password."""
+    settings: Settings = request.app.state.settings
+    limits: RateLimits = request.app.state.rate_limits
+    await limits.hit_password_reset(data.email, request.state.client_ip)
+    db: Database = request.app.state.db
+    async with db.unit_of_work() as session:
+        started = await service.start_password_reset(
+            session,
+            email=data.email,
+            valid_for=timedelta(minutes=settings.password_reset_minutes),
+        )
+    if started is not None:
+        mailer: Mailer = request.app.state.mailer
+        mail = password_reset_mail(
+            mail_from=mailer.mail_from,
+            to=started.email,
+            token=started.token,
+            public_url=settings.public_url,
+            valid_minutes=settings.password_reset_minutes,
+        )
+        mailer.send_soon(mail, purpose="password_reset")
+    return Response(status_code=status.HTTP_202_ACCEPTED)
+
+
+@router.post(
+    "/password-reset/confirm",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses={204: {"description": "The password is changed; every session is signed out"}},
+)
+async def confirm_password_reset(data: PasswordResetConfirm, request: Request) -> None:
+    """Set a new password with the token from the mail (400 `invalid_reset_token` if it is
+    used, expired or unknown); every session of the account is signed out."""
+    db: Database = request.app.state.db
+    passwords: Passwords = request.app.state.passwords
+    async with db.reads() as session:
+        await service.check_reset_token(session, token=data.token)
+    # argon2 outside any transaction: no pooled connection waits on it.
+    new_hash = await passwords.hash(data.new_password)
+    async with db.unit_of_work() as session:
+        await service.reset_password(session, token=data.token, password_hash=new_hash)
+    request.app.state.identities.forget()
 
 
 @router.post("/api-keys", status_code=status.HTTP_201_CREATED)

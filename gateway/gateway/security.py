@@ -35,11 +35,16 @@ T = TypeVar("T")
 
 
 def secret_hash(secret: str) -> str:
-    """Refresh tokens and API keys are long random strings: a plain SHA-256 is enough."""
+    """Refresh tokens, reset tokens and API keys are long random strings: a plain SHA-256 is
+    enough."""
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
 def new_refresh_token() -> str:
+    return secrets.token_urlsafe(32)
+
+
+def new_reset_token() -> str:
     return secrets.token_urlsafe(32)
 
 

@@ -1,8 +1,9 @@
-"""Accounts, sign-ins and API keys. Functions flush, never commit: the caller's unit of work
-does."""
+"""Accounts, sign-ins, password resets and API keys. Functions flush, never commit: the
+caller's unit of work does."""
 
 import uuid
 from dataclasses import dataclass
+from datetime import timedelta
 
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
@@ -15,10 +16,18 @@ from gateway.errors import (
     EmailTaken,
     InvalidCredentials,
     InvalidRefreshToken,
+    InvalidResetToken,
     UserNotFound,
 )
-from gateway.models import ApiKey, AuthSession, RefreshToken, Role, User
-from gateway.security import Passwords, Tokens, new_api_key, new_refresh_token, secret_hash
+from gateway.models import ApiKey, AuthSession, PasswordReset, RefreshToken, Role, User
+from gateway.security import (
+    Passwords,
+    Tokens,
+    new_api_key,
+    new_refresh_token,
+    new_reset_token,
+    secret_hash,
+)
 
 
 @dataclass(frozen=True)
@@ -205,5 +214,67 @@ async def update_account(
             .where(*others)
             .values(revoked_at=utcnow(), revoked_reason="password_changed")
         )
+    await session.flush()
+    return user
+
+
+@dataclass(frozen=True)
+class ResetStarted:
+    email: str
+    token: str
+
+
+async def start_password_reset(
+    session: AsyncSession, *, email: str, valid_for: timedelta
+) -> ResetStarted | None:
+    """A reset token for the account with this address, or None if there is no such active
+    account (the caller answers the same either way)."""
+    user = await find_user(session, email=email)
+    if user is None or not user.is_active:
+        return None
+    token = new_reset_token()
+    session.add(
+        PasswordReset(
+            user_id=user.id, token_hash=secret_hash(token), expires_at=utcnow() + valid_for
+        )
+    )
+    await session.flush()
+    return ResetStarted(email=user.email, token=token)
+
+
+async def _usable_reset(
+    session: AsyncSession, *, token: str, for_update: bool = False
+) -> PasswordReset:
+    query = select(PasswordReset).where(PasswordReset.token_hash == secret_hash(token))  # type: ignore[arg-type]
+    reset = await session.scalar(query.with_for_update() if for_update else query)
+    if reset is None or reset.used_at is not None or reset.expires_at < utcnow():
+        raise InvalidResetToken()
+    return reset
+
+
+async def check_reset_token(session: AsyncSession, *, token: str) -> None:
+    """Refuse a used, expired or unknown token before the new password is hashed."""
+    await _usable_reset(session, token=token)
+
+
+async def reset_password(session: AsyncSession, *, token: str, password_hash: str) -> User:
+    """Set the account's password; the token, and any other the account still holds, stop
+    working, and every session of the account is signed out."""
+    reset = await _usable_reset(session, token=token, for_update=True)
+    user = await session.get(User, reset.user_id)
+    if user is None or not user.is_active:
+        raise InvalidResetToken()
+    user.password_hash = password_hash
+    now = utcnow()
+    await session.execute(
+        update(PasswordReset)
+        .where(PasswordReset.user_id == user.id, PasswordReset.used_at.is_(None))  # type: ignore[arg-type, union-attr]
+        .values(used_at=now)
+    )
+    await session.execute(
+        update(AuthSession)
+        .where(AuthSession.user_id == user.id, AuthSession.revoked_at.is_(None))  # type: ignore[arg-type, union-attr]
+        .values(revoked_at=now, revoked_reason="password_reset")
+    )
     await session.flush()
     return user

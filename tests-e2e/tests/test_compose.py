@@ -109,3 +109,13 @@ def test_compose_publishes_on_loopback_away_from_the_hosts_own_ports(
 def test_compose_gives_each_migration_what_its_settings_require(compose: dict[str, Any]) -> None:
     # The gateway's settings refuse to load in production without JWT_SECRET, migrate or not.
     assert "JWT_SECRET" in compose["services"]["gateway-migrate"]["environment"]
+
+
+def test_compose_mails_to_its_own_sink_unless_told_otherwise(compose: dict[str, Any]) -> None:
+    sink = compose["services"]["mail-sink"]
+    assert sink["image"] == compose["services"]["gateway"]["image"]  # no image of its own
+    assert sink["command"][:3] == ["python", "-m", "bookstore_shared.mailsink"]
+    assert set(sink["networks"]) == {"internal"}
+    smtp_url = compose["services"]["gateway"]["environment"]["SMTP_URL"]
+    assert smtp_url == "${SMTP_URL:-smtp://mail-sink:1025}"
+    assert sink["command"][sink["command"].index("--port") + 1] == "1025"

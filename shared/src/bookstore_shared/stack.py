@@ -2,8 +2,10 @@
 
 `python -m bookstore_shared.stack` checks Postgres and RabbitMQ, migrates and seeds every app,
 starts the gateway and the three apps (several processes of an app with
-`REPLICAS=sales=2,inventory=2`, the gateway spreading over them), prints where they are,
-restarts an app that dies (with back-off, saying so in one line), and stops them all on Ctrl-C.
+`REPLICAS=sales=2,inventory=2`, the gateway spreading over them) and a mail sink that keeps
+the gateway's mail in `.run/mail/` (unless SMTP_URL names a mail server), prints where they
+are, restarts a process that dies (with back-off, saying so in one line), and stops them all
+on Ctrl-C.
 """
 
 import asyncio
@@ -44,6 +46,8 @@ REPLICA_PORT_STEP = 100
 # starts over once the app has stayed up for a minute.
 RESTART_BACKOFF_MAX = 30.0
 RESTART_BACKOFF_RESET = 60.0
+# The process that receives the gateway's mail, when the stack has a mail directory.
+MAIL_SINK = "mailsink"
 
 
 class StackError(RuntimeError):
@@ -89,6 +93,9 @@ class LocalStack:
     ports: Mapping[str, int] = field(default_factory=dict)
     replicas: Mapping[str, int] = field(default_factory=dict)
     host: str = "127.0.0.1"
+    # With a directory, a mail sink runs beside the apps, keeping there every mail the gateway
+    # sends (SMTP_URL points at it); without one, SMTP_URL is the environment's.
+    mail_dir: Path | None = None
 
     def __post_init__(self) -> None:
         self.names = {
@@ -103,6 +110,11 @@ class LocalStack:
         for app in APPS:
             if app.url_env:
                 self.env[app.url_env] = ",".join(self.url(n) for n in self.names[app.name])
+        # Links in mail lead to this gateway unless told otherwise.
+        self.env.setdefault("PUBLIC_URL", self.url("gateway"))
+        if self.mail_dir is not None:
+            self._ports[MAIL_SINK] = self.ports.get(MAIL_SINK) or _free_port(self.host)
+            self.env["SMTP_URL"] = f"smtp://{self.host}:{self._ports[MAIL_SINK]}"
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
         self._extra_env: dict[str, Mapping[str, str]] = {}
         self._supervised: dict[str, _Supervised] = {}
@@ -110,6 +122,11 @@ class LocalStack:
     def url(self, name: str) -> str:
         """The URL of a process: `sales` (its first replica), `sales-2`, `gateway` ..."""
         return f"http://{self.host}:{self._ports[name]}"
+
+    @property
+    def smtp_url(self) -> str | None:
+        """Where the stack's own mail sink listens (None: the stack has none)."""
+        return self.env["SMTP_URL"] if self.mail_dir is not None else None
 
     def all_processes(self) -> list[str]:
         return [name for app in APPS for name in self.names[app.name]]
@@ -158,20 +175,27 @@ class LocalStack:
 
     def start(self) -> None:
         self.log_dir.mkdir(parents=True, exist_ok=True)
+        if self.mail_dir is not None:
+            self._spawn(MAIL_SINK)
         for name in self.all_processes():
             self._spawn(name)
 
+    def _command(self, name: str) -> list[str]:
+        where = ["--host", self.host, "--port", str(self._ports[name])]
+        if name == MAIL_SINK:
+            assert self.mail_dir is not None
+            return [
+                sys.executable,
+                "-m",
+                "bookstore_shared.mailsink",
+                *where,
+                "--dir",
+                str(self.mail_dir),
+            ]
+        return [sys.executable, "-m", app_of(name), "serve", *where]
+
     def _spawn(self, name: str) -> None:
-        command = [
-            sys.executable,
-            "-m",
-            app_of(name),
-            "serve",
-            "--host",
-            self.host,
-            "--port",
-            str(self._ports[name]),
-        ]
+        command = self._command(name)
         env = {**self.env, **self._extra_env.get(name, {})}
         with self.log_path(name).open("ab") as log:
             self.processes[name] = subprocess.Popen(  # noqa: S603 - our interpreter, our module
@@ -244,8 +268,25 @@ class LocalStack:
             return ""
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
 
+    def _mail_sink_listens(self) -> bool:
+        try:
+            with socket.create_connection((self.host, self._ports[MAIL_SINK]), timeout=1.0):
+                return True
+        except OSError:
+            return False
+
     def wait_ready(self, timeout: float = 60.0, only: str | None = None) -> None:
         deadline = time.monotonic() + timeout
+        if MAIL_SINK in self.processes and only in (None, MAIL_SINK):
+            while not self._mail_sink_listens():
+                if (code := self.processes[MAIL_SINK].poll()) is not None:
+                    raise StackError(
+                        f"{MAIL_SINK} exited with code {code}; last log lines:\n"
+                        f"{self.log_tail(MAIL_SINK)}"
+                    )
+                if time.monotonic() > deadline:
+                    raise StackError(f"{MAIL_SINK} was not listening after {timeout:.0f}s")
+                time.sleep(0.1)
         pending = [name for name in self.all_processes() if only in (None, name)]
         with httpx.Client(timeout=2.0) as client:
             while pending:
@@ -283,6 +324,13 @@ class LocalStack:
         self.processes.clear()
 
 
+def _free_port(host: str) -> int:
+    with socket.socket() as probe:
+        probe.bind((host, 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
 def _ports_from_env() -> dict[str, int]:
     return {
         app.name: int(os.environ.get(f"{app.name.upper()}_PORT", app.default_port)) for app in APPS
@@ -305,7 +353,11 @@ def main() -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
 
-    stack = LocalStack(log_dir=Path(".run/logs"), ports=_ports_from_env(), replicas=replicas)
+    # A mail server of the developer's own (SMTP_URL) gets the mail; otherwise the stack's sink.
+    mail_dir = None if os.environ.get("SMTP_URL") else Path(".run/mail")
+    stack = LocalStack(
+        log_dir=Path(".run/logs"), ports=_ports_from_env(), replicas=replicas, mail_dir=mail_dir
+    )
     if taken := stack.ports_taken():
         print(
             f"error: port in use: {', '.join(taken)} (another `make run`?); stop it, or choose "
@@ -343,11 +395,17 @@ def main() -> int:
         for app in APPS
         if len(stack.names[app.name]) > 1
     ]
+    mail = (
+        f"{stack.mail_dir}/<time>-<address>.eml (sink at {stack.smtp_url})"
+        if stack.mail_dir is not None
+        else "sent through the server in SMTP_URL"
+    )
     print(
         f"\nThe bookstore is up.\n"
         f"  API      {gateway}/api\n"
         f"  Docs     {gateway}/docs\n"
         f"  Logs     {stack.log_dir}/<app>.log\n"
+        f"  Mail     {mail}\n"
         f"  Logins   admin@bookstore.local, staff@bookstore.local, customer@bookstore.local"
         f" (password: {password})\n"
         + ("Replicas:\n" + "\n".join(scaled) + "\n" if scaled else "")

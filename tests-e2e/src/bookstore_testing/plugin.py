@@ -12,6 +12,7 @@ import pytest
 from bookstore_shared.messaging import Broker
 from bookstore_shared.stack import LocalStack
 from bookstore_testing.infra import Databases, Infra, InfraUnavailable, provide_infra
+from bookstore_testing.mailbox import Mailbox
 from bookstore_testing.shop import eventually
 from bookstore_testing.stacks import STACK_PURPOSES, delete_namespace, running_stack
 
@@ -90,9 +91,17 @@ async def stack(
         namespace=f"{broker_namespace}-e2e",  # one of STACK_PURPOSES
         identity_secret=identity_secret,
         log_dir=tmp_path_factory.mktemp("stack-logs"),
+        mail_dir=tmp_path_factory.mktemp("stack-mail"),
         purpose="e2e",
     ) as running:
         yield running
+
+
+@pytest.fixture(scope="session")
+def mailbox(stack: LocalStack) -> Mailbox:
+    """The mail the stack's gateway sent, as its mail sink saved it."""
+    assert stack.mail_dir is not None
+    return Mailbox(stack.mail_dir)
 
 
 @pytest.fixture(scope="session")

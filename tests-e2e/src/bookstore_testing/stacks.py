@@ -22,6 +22,8 @@ NO_RATE_LIMITS = {
     "RATE_LIMIT_PER_PRINCIPAL": "1000000/minute",
     "LOGIN_FAILURES_PER_ACCOUNT": "1000000/minute",
     "LOGIN_FAILURES_PER_IP": "1000000/minute",
+    "PASSWORD_RESET_PER_ADDRESS": "1000000/minute",
+    "PASSWORD_RESET_PER_IP": "1000000/minute",
 }
 
 
@@ -36,9 +38,11 @@ async def running_stack(
     purpose: str,
     replicas: Mapping[str, int] | None = None,
     env: Mapping[str, str] | None = None,
+    mail_dir: Path | None = None,
 ) -> AsyncIterator[LocalStack]:
     """The gateway and the three apps as real processes on free ports, migrated and seeded,
-    in a database of their own (`purpose` names it) and a broker namespace of their own."""
+    in a database of their own (`purpose` names it) and a broker namespace of their own, with
+    a mail sink keeping the gateway's mail in `mail_dir` (by default `<log_dir>/mail`)."""
     database_url = await databases.create(purpose)
     replicas = replicas or {}
     running = LocalStack(
@@ -49,6 +53,7 @@ async def running_stack(
             for name in replica_names(app.name, replicas.get(app.name, 1))
         },
         replicas=replicas,
+        mail_dir=mail_dir or log_dir / "mail",
         env={
             "DATABASE_URL": database_url,
             "AMQP_URL": infra.amqp_url,
