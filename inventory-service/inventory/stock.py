@@ -12,7 +12,7 @@ with the caller's other `writes` (the reply's outbox row) in one statement.
 
 import uuid
 from collections import Counter
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import Integer, Table, Update, Uuid, bindparam, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -148,15 +148,9 @@ async def reserve_stock(
         for book_id, quantity in sorted(wanted.items())
     ]
     writes.add(_RESERVE, arrays("move", _MOVE, lines) | {"now": now})
-    reservation = {
-        "order_id": order_id,
-        "customer_id": customer_id,
-        "status": ReservationStatus.HELD,
-        "expires_at": expires_at,
-        "created_at": now,
-        "updated_at": now,
-    }
-    writes.add(_INSERT_RESERVATION, row("reservation", reservation))
+    _insert_reservation(
+        writes, order_id, ReservationStatus.HELD, expires_at=expires_at, customer_id=customer_id
+    )
     writes.add(_INSERT_LINES, arrays("line", _LINE, lines) | {"order": order_id})
     return StockReserved(
         order_id=order_id,
@@ -239,11 +233,23 @@ async def return_stock(session: AsyncSession, writes: Writes, *, order_id: uuid.
 def _tombstone(writes: Writes, order_id: uuid.UUID, status: ReservationStatus) -> None:
     """Undone before it was done (the command is late, or lost): a reservation with no lines
     is kept, so that the command, should it come, is refused and never applied."""
+    _insert_reservation(writes, order_id, status, expires_at=utcnow())
+
+
+def _insert_reservation(
+    writes: Writes,
+    order_id: uuid.UUID,
+    status: ReservationStatus,
+    *,
+    expires_at: datetime,
+    customer_id: uuid.UUID | None = None,
+) -> None:
     now = utcnow()
     reservation = {
         "order_id": order_id,
+        "customer_id": customer_id,
         "status": status,
-        "expires_at": now,
+        "expires_at": expires_at,
         "created_at": now,
         "updated_at": now,
     }

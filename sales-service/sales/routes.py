@@ -8,6 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Header, Request, status
 from fastapi.responses import JSONResponse
 from fastapi.sse import EventSourceResponse, ServerSentEvent
+from pydantic import WithJsonSchema
 from sqlalchemy import RowMapping, Table, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -184,6 +185,8 @@ LastEventId = Annotated[
         ge=0,
         description="Resume after this event (the `id` of the last one received)",
     ),
+    # A header is a number here or absent: never `null`.
+    WithJsonSchema({"type": "integer", "minimum": 0}),
 ]
 
 

@@ -131,13 +131,13 @@ async def test_same_command_delivered_three_times_is_applied_once(
         for envelope in (reserve, pay):
             for _ in range(3):
                 await e2e_broker.publish(envelope)
-        seen = await replies.types_heard(order_id, quiet_for=3)
+        seen = await replies.types_heard(order_id, quiet_for=3, at_least=2)
         assert sorted(seen) == ["PaymentAuthorized", "StockReserved"]
         assert await shop.counts(book) == (6, 4, 0)
         # A retried command (a new message about the same order) is answered the same way
         # without setting more stock aside.
         await e2e_broker.publish(Envelope.wrap(ReserveStock(order_id=order_id, lines=lines)))
-        assert await replies.types_heard(order_id, quiet_for=2) == ["StockReserved"]
+        assert await replies.types_heard(order_id, quiet_for=2, at_least=1) == ["StockReserved"]
         assert await shop.counts(book) == (6, 4, 0)
 
 
@@ -278,7 +278,7 @@ async def test_dead_letters_replayed_are_applied_once_however_often_replayed(
     async with Wiretap(e2e_broker, "StockReserved") as replies:
         first = await asyncio.to_thread(stack.run_command, "inventory", "replay-dead-letters")
         assert f"2 dead letters of {INVENTORY_COMMANDS} sent back to it" in first
-        assert await replies.types_heard(order_id, quiet_for=2) == ["StockReserved"]
+        assert await replies.types_heard(order_id, quiet_for=2, at_least=1) == ["StockReserved"]
         again = await asyncio.to_thread(stack.run_command, "inventory", "replay-dead-letters")
         assert f"0 dead letters of {INVENTORY_COMMANDS} sent back to it" in again
     assert await shop.counts(book) == (3, 2, 0)

@@ -36,19 +36,26 @@ class Wiretap:
         if self._channel is not None:
             await self._channel.close()
 
-    async def heard(self, order_id: uuid.UUID, *, quiet_for: float) -> list[tuple[str, Any]]:
+    async def heard(
+        self, order_id: uuid.UUID, *, quiet_for: float, at_least: int = 0
+    ) -> list[tuple[str, Any]]:
         """(type, payload) of each message about `order_id`, in arrival order, until none has
-        come for `quiet_for` seconds."""
-        return [(kind, payload) for _, kind, payload in await self.copies(order_id, quiet_for)]
+        come for `quiet_for` seconds (and, with `at_least`, that many have come)."""
+        copies = await self.copies(order_id, quiet_for, at_least=at_least)
+        return [(kind, payload) for _, kind, payload in copies]
 
-    async def copies(self, order_id: uuid.UUID, quiet_for: float) -> list[tuple[str, str, Any]]:
+    async def copies(
+        self, order_id: uuid.UUID, quiet_for: float, *, at_least: int = 0, within: float = 30
+    ) -> list[tuple[str, str, Any]]:
         """(message id, type, payload) of every copy heard about `order_id`: the outbox may
-        publish a message twice (the receivers' inboxes drop the copy)."""
+        publish a message twice (the receivers' inboxes drop the copy). The first `at_least`
+        are waited for up to `within` seconds, however busy the machine; then the silence."""
         assert self._queue is not None, "use it as `async with Wiretap(...)`"
         seen: list[tuple[str, str, Any]] = []
         loop = asyncio.get_running_loop()
         last = loop.time()
-        while loop.time() - last < quiet_for:
+        deadline = last + within
+        while loop.time() - last < quiet_for or (len(seen) < at_least and loop.time() < deadline):
             message = await self._queue.get(fail=False)
             if message is None:
                 await asyncio.sleep(0.05)
@@ -60,5 +67,8 @@ class Wiretap:
                 last = loop.time()
         return seen
 
-    async def types_heard(self, order_id: uuid.UUID, *, quiet_for: float) -> list[str]:
-        return [kind for kind, _ in await self.heard(order_id, quiet_for=quiet_for)]
+    async def types_heard(
+        self, order_id: uuid.UUID, *, quiet_for: float, at_least: int = 0
+    ) -> list[str]:
+        heard = await self.heard(order_id, quiet_for=quiet_for, at_least=at_least)
+        return [kind for kind, _ in heard]
