@@ -155,14 +155,22 @@ async def change_role(session: AsyncSession, *, user_id: uuid.UUID, role: Role) 
     return user
 
 
+async def sign_out_everywhere(
+    session: AsyncSession, *, user_id: uuid.UUID, reason: str, keep: uuid.UUID | None = None
+) -> None:
+    """End every session of the account still open (but `keep`), saying why."""
+    still_open = [AuthSession.user_id == user_id, AuthSession.revoked_at.is_(None)]  # type: ignore[arg-type, union-attr]
+    if keep is not None:
+        still_open.append(AuthSession.id != keep)  # type: ignore[arg-type]
+    await session.execute(
+        update(AuthSession).where(*still_open).values(revoked_at=utcnow(), revoked_reason=reason)
+    )
+
+
 async def deactivate_user(session: AsyncSession, *, user_id: uuid.UUID) -> User:
     user = await get_user(session, user_id=user_id)
     user.is_active = False
-    await session.execute(
-        update(AuthSession)
-        .where(AuthSession.user_id == user_id, AuthSession.revoked_at.is_(None))  # type: ignore[arg-type, union-attr]
-        .values(revoked_at=utcnow(), revoked_reason="deactivated")
-    )
+    await sign_out_everywhere(session, user_id=user_id, reason="deactivated")
     await session.flush()
     return user
 
@@ -206,13 +214,8 @@ async def update_account(
         user.name = name
     if password_hash is not None:
         user.password_hash = password_hash
-        others = [AuthSession.user_id == user_id, AuthSession.revoked_at.is_(None)]  # type: ignore[arg-type, union-attr]
-        if keep_session is not None:
-            others.append(AuthSession.id != keep_session)  # type: ignore[arg-type]
-        await session.execute(
-            update(AuthSession)
-            .where(*others)
-            .values(revoked_at=utcnow(), revoked_reason="password_changed")
+        await sign_out_everywhere(
+            session, user_id=user_id, reason="password_changed", keep=keep_session
         )
     await session.flush()
     return user
@@ -265,16 +268,11 @@ async def reset_password(session: AsyncSession, *, token: str, password_hash: st
     if user is None or not user.is_active:
         raise InvalidResetToken()
     user.password_hash = password_hash
-    now = utcnow()
     await session.execute(
         update(PasswordReset)
         .where(PasswordReset.user_id == user.id, PasswordReset.used_at.is_(None))  # type: ignore[arg-type, union-attr]
-        .values(used_at=now)
+        .values(used_at=utcnow())
     )
-    await session.execute(
-        update(AuthSession)
-        .where(AuthSession.user_id == user.id, AuthSession.revoked_at.is_(None))  # type: ignore[arg-type, union-attr]
-        .values(revoked_at=now, revoked_reason="password_reset")
-    )
+    await sign_out_everywhere(session, user_id=user.id, reason="password_reset")
     await session.flush()
     return user

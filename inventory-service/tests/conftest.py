@@ -1,5 +1,5 @@
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +31,15 @@ async def _empty_schema(service_database_url: str) -> AsyncIterator[None]:
 @pytest.fixture
 def anonymous(identity_secret: str) -> dict[str, str]:
     return assertion_headers(identity_secret)
+
+
+@pytest.fixture
+def anonymous_by_default(client: httpx.AsyncClient, anonymous: dict[str, str]) -> Iterator[None]:
+    """Requests without a caller of their own come as the gateway sends anonymous ones."""
+    client.headers.update(anonymous)
+    yield
+    for name in anonymous:
+        del client.headers[name]
 
 
 @pytest.fixture

@@ -4,7 +4,7 @@ messages and are tested end to end (tests-e2e/tests/test_reviews.py)."""
 
 import asyncio
 import uuid
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
@@ -12,16 +12,8 @@ import pytest
 
 from bookstore_testing.harness import assert_problem, assertion_headers
 
+pytestmark = pytest.mark.usefixtures("anonymous_by_default")
 CreateBook = Callable[..., Awaitable[dict[str, Any]]]
-
-
-@pytest.fixture(autouse=True)
-def _anonymous_by_default(client: httpx.AsyncClient, anonymous: dict[str, str]) -> Iterator[None]:
-    """Requests without a caller of their own come as the gateway sends anonymous ones."""
-    client.headers.update(anonymous)
-    yield
-    for name in anonymous:
-        del client.headers[name]
 
 
 @pytest.fixture

@@ -17,6 +17,7 @@ from inventory.config import Settings
 from inventory.main import create_app
 from inventory.summaries import SUMMARY_MAX_CHARS, local_summary
 
+pytestmark = pytest.mark.usefixtures("anonymous_by_default")
 CreateBook = Callable[..., Awaitable[dict[str, Any]]]
 DESCRIPTION = (
     "Elizabeth Bennet lives with her sisters in a Hertfordshire village. "
@@ -37,14 +38,6 @@ def test_the_local_summary_keeps_the_most_telling_sentences_in_their_order() -> 
     assert local_summary("One sentence only.") == "One sentence only."
     long = " ".join(f"Sentence number {i} talks about whales and ships." for i in range(200))
     assert len(local_summary(long)) <= SUMMARY_MAX_CHARS
-
-
-@pytest.fixture(autouse=True)
-def _anonymous_by_default(client: httpx.AsyncClient, anonymous: dict[str, str]) -> Any:
-    client.headers.update(anonymous)
-    yield
-    for name in anonymous:
-        del client.headers[name]
 
 
 async def test_a_summary_is_kept_until_the_description_changes(
