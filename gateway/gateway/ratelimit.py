@@ -5,7 +5,11 @@ import time
 from dataclasses import dataclass
 
 from limits import RateLimitItem, parse
-from limits.aio.strategies import SlidingWindowCounterRateLimiter
+from limits.aio.strategies import (
+    MovingWindowRateLimiter,
+    RateLimiter,
+    SlidingWindowCounterRateLimiter,
+)
 from limits.storage import storage_from_string
 
 from bookstore_shared.errors import DomainError
@@ -50,9 +54,13 @@ class RateLimits:
             )
         else:
             storage = storage_from_string("async+memory://")
-        # A sliding window kept as two counters (the limits library's approximation): constant
-        # cost per request whatever the limit, where a moving window keeps every timestamp.
-        self._limiter = SlidingWindowCounterRateLimiter(storage)
+        # Requests: a sliding window kept as two counters (the limits library's approximation,
+        # which can let a request or two more through just after a window turns): constant cost
+        # per request whatever the limit, where a moving window keeps every timestamp.
+        self._limiter: RateLimiter = SlidingWindowCounterRateLimiter(storage)
+        # Failed sign-ins and reset mails: an exact moving window. These limits are small and
+        # guard against guessing, so "10 a minute" means 10 in any 60 seconds, never 11.
+        self._exact: RateLimiter = MovingWindowRateLimiter(storage)
         self._per_principal = parse(settings.rate_limit_per_principal)
         self._per_ip = parse(settings.rate_limit_per_ip)
         self._failures_per_account = parse(settings.login_failures_per_account)
@@ -60,11 +68,10 @@ class RateLimits:
         self._resets_per_address = parse(settings.password_reset_per_address)
         self._resets_per_ip = parse(settings.password_reset_per_ip)
 
-    async def _decide(self, item: RateLimitItem, *key: str, hit: bool) -> Decision:
-        allowed = (
-            await self._limiter.hit(item, *key) if hit else await self._limiter.test(item, *key)
-        )
-        stats = await self._limiter.get_window_stats(item, *key)
+    @staticmethod
+    async def _decide(limiter: RateLimiter, item: RateLimitItem, *key: str, hit: bool) -> Decision:
+        allowed = await limiter.hit(item, *key) if hit else await limiter.test(item, *key)
+        stats = await limiter.get_window_stats(item, *key)
         return Decision(
             allowed=allowed,
             limit=item.amount,
@@ -74,11 +81,15 @@ class RateLimits:
 
     async def hit(self, principal: Principal, ip: str) -> Decision:
         """Count one request against the caller's limits; the tightest decision wins."""
-        decisions = [await self._decide(self._per_ip, "ip", ip, hit=True)]
+        decisions = [await self._decide(self._limiter, self._per_ip, "ip", ip, hit=True)]
         if principal.user_id is not None:
             decisions.append(
                 await self._decide(
-                    self._per_principal, "principal", str(principal.user_id), hit=True
+                    self._limiter,
+                    self._per_principal,
+                    "principal",
+                    str(principal.user_id),
+                    hit=True,
                 )
             )
         refused = [d for d in decisions if not d.allowed]
@@ -89,13 +100,13 @@ class RateLimits:
             (self._failures_per_account, ("login-account", email.lower())),
             (self._failures_per_ip, ("login-ip", ip)),
         ):
-            decision = await self._decide(item, *key, hit=False)
+            decision = await self._decide(self._exact, item, *key, hit=False)
             if not decision.allowed:
                 raise TooManyRequests("Too many failed sign-ins; wait a minute.", decision)
 
     async def sign_in_failed(self, email: str, ip: str) -> None:
-        await self._limiter.hit(self._failures_per_account, "login-account", email.lower())
-        await self._limiter.hit(self._failures_per_ip, "login-ip", ip)
+        await self._exact.hit(self._failures_per_account, "login-account", email.lower())
+        await self._exact.hit(self._failures_per_ip, "login-ip", ip)
 
     async def hit_password_reset(self, email: str, ip: str) -> None:
         """Count a password reset asked for, whether the account exists or not (so a 429 tells
@@ -104,6 +115,6 @@ class RateLimits:
             (self._resets_per_address, ("reset-address", email.lower())),
             (self._resets_per_ip, ("reset-ip", ip)),
         ):
-            decision = await self._decide(item, *key, hit=True)
+            decision = await self._decide(self._exact, item, *key, hit=True)
             if not decision.allowed:
                 raise TooManyRequests("Too many password resets asked for; try later.", decision)
