@@ -83,24 +83,27 @@ _COMPILED = sorted(
 )
 
 
-def _route(path: str) -> list[tuple[str, Rule]]:
-    """(method, rule) of the route this path names: of the templates that match it, the most
-    literal (/api/books/categories is that route, not /api/books/{book_id})."""
+def _route(path: str) -> list[tuple[str, str, Rule]]:
+    """(method, template, rule) of the route this path names: of the templates that match it,
+    the most literal (/api/books/categories is that route, not /api/books/{book_id})."""
     matching = [(t, m, r) for m, pattern, t, r in _COMPILED if pattern.match(path)]
     if not matching:
         return []
     fewest = min(template.count("{") for template, _, _ in matching)
-    return [(m, r) for template, m, r in matching if template.count("{") == fewest]
+    return [(m, t, r) for t, m, r in matching if t.count("{") == fewest]
 
 
-def rule_for(method: str, path: str) -> Rule | None:
+def find_route(method: str, path: str) -> tuple[str, Rule] | None:
+    """The route template this request names and its rule (None: no such route)."""
     method = "GET" if method == "HEAD" else method
-    return next((rule for route_method, rule in _route(path) if route_method == method), None)
+    return next(
+        ((t, rule) for route_method, t, rule in _route(path) if route_method == method), None
+    )
 
 
 def methods_for(path: str) -> set[str]:
     """The methods the route this path names takes (empty: no route has this path)."""
-    methods = {method for method, _ in _route(path)}
+    methods = {method for method, _, _ in _route(path)}
     return methods | ({"HEAD"} if "GET" in methods else set())
 
 

@@ -3,6 +3,10 @@
 Each app's paths are re-rooted under /api (only those the route table sends to that app), its
 schemas merged into one `components` (a name two apps use for different shapes is prefixed
 with the app's name), and the gateway's own routes added. The result is cached for a while.
+
+The pages that show it (Swagger UI at /docs, ReDoc at /redoc) load their scripts and styles
+from the gateway itself, from the files the package fastapi-offline ships: no CDN, so they
+work on a machine without internet.
 """
 
 import asyncio
@@ -12,7 +16,14 @@ from typing import Any
 
 import httpx
 import structlog
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from fastapi.openapi.docs import (
+    get_redoc_html,
+    get_swagger_ui_html,
+    get_swagger_ui_oauth2_redirect_html,
+)
+from fastapi.responses import HTMLResponse
+from starlette.staticfiles import StaticFiles
 
 from bookstore_shared.identity import ASSERTION_HEADER, IdentitySigner
 from gateway.proxy import API_PREFIX, Upstream, route_for
@@ -120,3 +131,48 @@ class MergedDocs:
             if len(specs) == len(names):
                 self._cached, self._expires = merged, time.monotonic() + self._cache_seconds
             return merged
+
+
+DOCS_URL = "/docs"
+REDOC_URL = "/redoc"
+OPENAPI_URL = "/openapi.json"
+# Swagger UI's "Authorize" dialog comes back here (FastAPI's usual path for it).
+OAUTH2_REDIRECT_URL = f"{DOCS_URL}/oauth2-redirect"
+ASSETS_URL = f"{DOCS_URL}/assets"
+# Swagger UI 5 and ReDoc, as fastapi-offline ships them (its `static` folder): served from
+# the installed package, never copied into this repository.
+ASSETS_PACKAGE = ("fastapi_offline", "static")
+
+
+def install_docs_pages(app: FastAPI, *, title: str) -> None:
+    """GET /docs (Swagger UI) and GET /redoc (ReDoc) for the document at /openapi.json, with
+    their assets under /docs/assets. Outside /api, so the guard lets anyone read them."""
+    # Starlette finds the package's folder (and fails here, at start-up, if it is missing).
+    app.mount(ASSETS_URL, StaticFiles(packages=[ASSETS_PACKAGE]), name="docs-assets")
+
+    @app.get(DOCS_URL, include_in_schema=False)
+    async def swagger_ui(request: Request) -> HTMLResponse:
+        root = request.scope.get("root_path", "").rstrip("/")
+        return get_swagger_ui_html(
+            openapi_url=f"{root}{OPENAPI_URL}",
+            title=title,
+            swagger_js_url=f"{root}{ASSETS_URL}/swagger-ui-bundle.js",
+            swagger_css_url=f"{root}{ASSETS_URL}/swagger-ui.css",
+            swagger_favicon_url=f"{root}{ASSETS_URL}/favicon.png",
+            oauth2_redirect_url=f"{root}{OAUTH2_REDIRECT_URL}",
+        )
+
+    @app.get(OAUTH2_REDIRECT_URL, include_in_schema=False)
+    async def swagger_ui_oauth2_redirect() -> HTMLResponse:
+        return get_swagger_ui_oauth2_redirect_html()
+
+    @app.get(REDOC_URL, include_in_schema=False)
+    async def redoc(request: Request) -> HTMLResponse:
+        root = request.scope.get("root_path", "").rstrip("/")
+        return get_redoc_html(
+            openapi_url=f"{root}{OPENAPI_URL}",
+            title=title,
+            redoc_js_url=f"{root}{ASSETS_URL}/redoc.standalone.js",
+            redoc_favicon_url=f"{root}{ASSETS_URL}/favicon.png",
+            with_google_fonts=False,  # fonts from Google would be fetched from the internet
+        )

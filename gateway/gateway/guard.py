@@ -20,6 +20,7 @@ from bookstore_shared.errors import (
     problem_response,
 )
 from bookstore_shared.identity import Principal
+from bookstore_shared.telemetry import set_route_template
 from gateway import access
 from gateway.proxy import RouteNotFound, forward, route_for
 from gateway.ratelimit import Decision, RateLimits, TooManyRequests
@@ -46,11 +47,13 @@ class GatewayGuard:
             principal = await identities.principal(
                 Headers(scope=scope), request_id=correlation_id.get()
             )
-            rule = access.rule_for(scope["method"], scope["path"])
-            if rule is None:
+            route = access.find_route(scope["method"], scope["path"])
+            if route is None:
                 if allowed := access.methods_for(scope["path"]):
                     raise MethodNotAllowed(allowed)
                 raise RouteNotFound(f"No route for {scope['method']} {scope['path']}.")
+            template, rule = route
+            set_route_template(scope, template)
             access.check(rule, principal)
             decision = await limits.hit(principal, client_ip)
             if not decision.allowed:

@@ -9,8 +9,7 @@ import httpx
 import structlog
 from asgi_correlation_id import CorrelationIdMiddleware
 from fastapi import FastAPI, Request
-from fastapi.openapi.docs import get_swagger_ui_html
-from fastapi.responses import HTMLResponse
+from opentelemetry.instrumentation.aiohttp_client import create_trace_config
 
 from bookstore_shared import health
 from bookstore_shared.app import REQUEST_ID_HEADER
@@ -20,8 +19,9 @@ from bookstore_shared.errors import PROBLEM_RESPONSES, document_problems, instal
 from bookstore_shared.identity import IdentitySigner
 from bookstore_shared.logging import configure_logging
 from bookstore_shared.retention import Retention, pruning
+from bookstore_shared.telemetry import Telemetry, watch_pool
 from gateway.config import Settings, get_settings
-from gateway.docs import MergedDocs
+from gateway.docs import MergedDocs, install_docs_pages
 from gateway.guard import GatewayGuard
 from gateway.live import router as live_router
 from gateway.mail import Mailer
@@ -53,10 +53,13 @@ log = structlog.get_logger(__name__)
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     configure_logging(service="gateway", level=settings.log_level, json=settings.log_json)
+    telemetry = Telemetry.from_settings("gateway", settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         db = Database.from_settings(settings)
+        telemetry.instrument_engine(db.engine)
+        watch_pool(telemetry, db)
         # Readiness probes and the apps' OpenAPI documents (cold paths); forwarding, the hot
         # path, uses the Hop's aiohttp sessions: several times cheaper per request here.
         client = httpx.AsyncClient(
@@ -65,7 +68,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             ),
             follow_redirects=False,
         )
-        hop = Hop(settings)
+        # A client span per hop, whose context travels on in the request's `traceparent`.
+        traced = [create_trace_config(tracer_provider=telemetry.tracer_provider)]
+        hop = Hop(settings, trace_configs=traced if telemetry.enabled else [])
         upstreams = {
             name: Upstream(name, urls, dns_seconds=settings.upstream_dns_seconds)
             for name, urls in settings.upstream_urls().items()
@@ -125,6 +130,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await hop.close()
             await client.aclose()
             await db.dispose()
+            telemetry.shutdown()
 
     app = FastAPI(
         title="Bookstore API",
@@ -140,6 +146,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         responses=PROBLEM_RESPONSES,
     )
     app.state.settings = settings
+    app.state.telemetry = telemetry
     install_error_handlers(app)
     document_problems(app)
     app.include_router(health.router)
@@ -152,9 +159,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         spec: dict[str, Any] = await request.app.state.docs.spec()
         return spec
 
-    @app.get("/docs", include_in_schema=False)
-    async def docs() -> HTMLResponse:
-        return get_swagger_ui_html(openapi_url="/openapi.json", title="Bookstore API")
+    install_docs_pages(app, title="Bookstore API")
 
     # Starlette runs the last-added middleware first: request id, body limit, then the guard.
     app.add_middleware(GatewayGuard)
@@ -164,4 +169,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         larger={("POST", "/api/books/import"): settings.import_max_body_bytes},
     )
     app.add_middleware(CorrelationIdMiddleware, header_name=REQUEST_ID_HEADER)
+    telemetry.instrument_app(app)  # outermost: spans and metrics see every answer
     return app

@@ -4,7 +4,7 @@ import asyncio
 import contextlib
 import ipaddress
 import socket
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -20,6 +20,7 @@ from starlette.responses import Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 from yarl import URL
 
+from bookstore_shared import metrics
 from bookstore_shared.errors import DomainError, NotFound, ServiceUnavailable
 from bookstore_shared.identity import ASSERTION_HEADER, IDENTITY_HEADERS, IdentitySigner, Principal
 from bookstore_shared.prefer import requested_wait
@@ -234,7 +235,9 @@ class Hop:
     connections refused or broken, timeouts, 5xx answers; never the client's own errors.
     """
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(
+        self, settings: Settings, *, trace_configs: Sequence[aiohttp.TraceConfig] = ()
+    ) -> None:
         self.read_timeout = settings.upstream_read_timeout
         self.longest_wait = settings.order_wait_max_seconds
         self.timeout = timeout = aiohttp.ClientTimeout(
@@ -248,6 +251,8 @@ class Hop:
             "timeout": timeout,
             "auto_decompress": False,
             "skip_auto_headers": ("User-Agent", "Accept-Encoding", "Accept"),
+            # A client span per hop, which carries the trace context on to the app.
+            "trace_configs": list(trace_configs),
         }
         self.pooled = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(
@@ -268,6 +273,7 @@ class Hop:
             # A request dropped because its client left says nothing about the replica.
             exclude=[asyncio.CancelledError],
         )
+        self.breakers.add_listener(_breaker_changed)
 
     async def close(self) -> None:
         await self.pooled.close()
@@ -284,6 +290,16 @@ class Hop:
             sock_connect=self.timeout.sock_connect,
             sock_read=self.read_timeout + min(wait, self.longest_wait),
         )
+
+
+BREAKER_STATES = {"closed": 0, "half-opened": 1, "opened": 2}
+
+
+def _breaker_changed(circuit: str, event_type: str, event: Any) -> None:
+    if event_type == "circuit_breaker_created":
+        metrics.BREAKER_STATE.labels(circuit).set(0)
+    elif event_type == "state_changed":
+        metrics.BREAKER_STATE.labels(circuit).set(BREAKER_STATES.get(event.state, 0))
 
 
 def _retry_safe(request: Request) -> bool:

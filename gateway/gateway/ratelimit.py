@@ -12,6 +12,7 @@ from limits.aio.strategies import (
 )
 from limits.storage import storage_from_string
 
+from bookstore_shared import metrics
 from bookstore_shared.errors import DomainError
 from bookstore_shared.identity import Principal
 from gateway.config import Settings
@@ -71,6 +72,8 @@ class RateLimits:
     @staticmethod
     async def _decide(limiter: RateLimiter, item: RateLimitItem, *key: str, hit: bool) -> Decision:
         allowed = await limiter.hit(item, *key) if hit else await limiter.test(item, *key)
+        if not allowed:
+            metrics.RATE_LIMIT_REJECTIONS.labels(key[0]).inc()
         stats = await limiter.get_window_stats(item, *key)
         return Decision(
             allowed=allowed,

@@ -12,8 +12,9 @@ from datetime import timedelta
 import structlog
 from sqlalchemy import select
 
+from bookstore_shared import metrics
 from bookstore_shared.columns import utcnow
-from bookstore_shared.db import Database
+from bookstore_shared.db import Database, on_commit
 from bookstore_shared.messages import MESSAGE_TYPES
 from bookstore_shared.outbox import Outbox
 from sales.models import (
@@ -96,6 +97,7 @@ async def _handle_overdue_step(
             envelope = await outbox.add(session, command)
             step.command_message_id = envelope.message_id
             step.attempts += 1
+            on_commit(session, metrics.STEP_RESENDS.labels(step.name).inc)
             step.deadline_at = utcnow() + step_timeout * step.attempts
             log.warning(
                 "saga_step_resent", order_id=str(order_id), step=step.name, attempts=step.attempts

@@ -29,7 +29,9 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bookstore_shared import metrics
 from bookstore_shared.columns import utcnow
+from bookstore_shared.db import on_commit
 from bookstore_shared.messages import (
     AuthorizePayment,
     CancelDelivery,
@@ -72,6 +74,7 @@ STEP_NAMES: dict[type[Message], tuple[str, StepKind]] = {
     CancelDelivery: ("cancel_delivery", StepKind.COMPENSATION),
 }
 
+FINAL_STATUSES = (OrderStatus.CONFIRMED, OrderStatus.CANCELLED)
 ORDERS: Table = Order.__table__  # type: ignore[assignment]
 LINES: Table = OrderLine.__table__  # type: ignore[assignment]
 STEPS: Table = SagaStep.__table__  # type: ignore[assignment]
@@ -295,6 +298,7 @@ class Saga:
             self._write_steps(order, writes)
         if new or "status" in changes:
             writes.add(_INSERT_EVENT, {})  # the order's own parameters say it all
+        self._count(order, changes)
         if new or any(name in changes for name in _VISIBLE):
             payload = f"{order.id}:{order.saga_state.value}:{order.customer_id}"
             writes.then(_NOTIFY, {"notify_payload": payload})
@@ -302,6 +306,23 @@ class Saga:
             await writes.run(self.session)
         order._stored = order.columns()
         self._commands, self._answers, self._priced = [], [], False
+
+    def _count(self, order: SagaOrder, changes: dict[str, Any]) -> None:
+        """The saga's metrics, counted once this transaction commits: a final status, and the
+        compensations asked for."""
+        if "status" in changes and order.status in FINAL_STATUSES:
+            status, reason = order.status.value, order.cancel_reason
+            seconds = (utcnow() - order.created_at).total_seconds()
+
+            def finished() -> None:
+                metrics.ORDERS_FINISHED.labels(status, reason.value if reason else "").inc()
+                metrics.SAGA_DURATION.labels(status).observe(seconds)
+
+            on_commit(self.session, finished)
+        for command in self._commands:
+            name, kind = STEP_NAMES[type(command)]
+            if kind == StepKind.COMPENSATION:
+                on_commit(self.session, metrics.COMPENSATIONS.labels(name).inc)
 
     def _write_steps(self, order: SagaOrder, writes: Writes) -> None:
         """The commands into the outbox, and a step for each, and for each step performed."""

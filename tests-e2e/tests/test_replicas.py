@@ -14,6 +14,7 @@ from bookstore_shared.messaging import Broker
 from bookstore_shared.stack import LocalStack
 from bookstore_testing.infra import Databases, Infra
 from bookstore_testing.load import OrderLoad
+from bookstore_testing.scrape import scrape, value
 from bookstore_testing.shop import Shop, eventually
 from bookstore_testing.stacks import DEMO_PASSWORD, running_stack
 from bookstore_testing.wiretap import Wiretap
@@ -158,3 +159,26 @@ async def test_two_sales_sweepers_resend_an_overdue_step_once_per_deadline(
     final = await shop.wait_final(order["id"], customer, within=60)
     assert (final["status"], final["cancel_reason"]) == ("cancelled", "expired")
     assert await shop.counts(book) == (1, 0, 0)
+
+
+async def test_each_replica_answers_its_own_metrics(replicated: LocalStack, shop: Shop) -> None:
+    book_id = await shop.new_book(stock=50)
+    customer = await shop.new_customer()
+    replicas = replicated.names["sales"]
+    placed = {"method": "POST", "handler": "/orders", "status": "201"}
+
+    async def posted() -> dict[str, float]:
+        counts = {}
+        for name in replicas:
+            async with httpx.AsyncClient(base_url=replicated.url(name)) as client:
+                counts[name] = value(await scrape(client), "http_requests_total", **placed)
+        return counts
+
+    before = await posted()
+    for _ in range(6):
+        assert (await shop.place_order(customer, [(book_id, 1)])).status_code == 201
+    after = await posted()
+    grew = {name: after[name] - before[name] for name in replicas}
+    # The gateway takes the replicas in turn; each counts only what it answered itself.
+    assert sum(grew.values()) == 6, grew
+    assert all(n >= 1 for n in grew.values()), grew

@@ -15,8 +15,9 @@ from bookstore_shared.identity import IdentityMiddleware, IdentityVerifier
 from bookstore_shared.logging import configure_logging
 from bookstore_shared.messaging import Broker
 from bookstore_shared.settings import ServiceSettings
+from bookstore_shared.telemetry import METRICS_PATH, Telemetry, watch_pool
 
-OPEN_PATHS = ("/health/live", "/health/ready")
+OPEN_PATHS = ("/health/live", "/health/ready", METRICS_PATH)
 MAX_BODY_BYTES = 1_048_576
 REQUEST_ID_HEADER = "X-Request-ID"
 
@@ -35,12 +36,17 @@ def create_service_app(
     larger_bodies: Mapping[tuple[str, str], int] | None = None,
 ) -> FastAPI:
     configure_logging(service=name, level=settings.log_level, json=settings.log_json)
+    telemetry = Telemetry.from_settings(name, settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         faults.announce()
         db = Database.from_settings(settings)
-        broker = Broker(settings.amqp_url, namespace=settings.broker_namespace)
+        telemetry.instrument_engine(db.engine)
+        watch_pool(telemetry, db)
+        broker = Broker(
+            settings.amqp_url, namespace=settings.broker_namespace, tracer=telemetry.tracer
+        )
         await broker.connect()
         app.state.db = db
         app.state.broker = broker
@@ -51,6 +57,7 @@ def create_service_app(
         finally:
             await broker.close()
             await db.dispose()
+            telemetry.shutdown()
 
     app = FastAPI(
         title=title,
@@ -60,6 +67,7 @@ def create_service_app(
         responses=PROBLEM_RESPONSES,
     )
     app.state.settings = settings
+    app.state.telemetry = telemetry
     install_error_handlers(app)
     document_problems(app)
     app.include_router(health.router)
@@ -73,4 +81,5 @@ def create_service_app(
     )
     app.add_middleware(BodyLimitMiddleware, max_bytes=MAX_BODY_BYTES, larger=larger_bodies)
     app.add_middleware(CorrelationIdMiddleware, header_name=REQUEST_ID_HEADER)
+    telemetry.instrument_app(app)  # outermost: spans and metrics see every answer
     return app

@@ -5,6 +5,7 @@ import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import structlog
+from opentelemetry.instrumentation.utils import suppress_instrumentation
 
 log = structlog.get_logger(__name__)
 
@@ -23,13 +24,15 @@ async def cancel(*tasks: asyncio.Task[None] | None) -> None:
 async def every(
     seconds: float, job: Callable[[], Awaitable[object]], name: str
 ) -> AsyncIterator[None]:
-    """Run `job` every `seconds` while the block runs; a failing run is logged, not fatal."""
+    """Run `job` every `seconds` while the block runs; a failing run is logged, not fatal.
+    Its statements make no spans: a poll a second would bury the traces of real work."""
 
     async def loop() -> None:
         while True:
             await asyncio.sleep(seconds)
             try:
-                await job()
+                with suppress_instrumentation():
+                    await job()
             except Exception:
                 log.exception("periodic_job_failed", job=name)
 

@@ -21,6 +21,7 @@ from typing import Any
 import structlog
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
 from fastapi import FastAPI
+from opentelemetry.trace import SpanKind, Status, StatusCode
 from pydantic import ValidationError
 from sqlalchemy import (
     Column,
@@ -38,14 +39,14 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import SQLModel
 
-from bookstore_shared import faults
+from bookstore_shared import faults, metrics
 from bookstore_shared.db import Database
 from bookstore_shared.messages import Envelope, Message
 from bookstore_shared.messaging import Broker, retries_of
 from bookstore_shared.outbox import Outbox, OutboxRelay
 from bookstore_shared.retention import Retention, pruning
 from bookstore_shared.settings import ServiceSettings
-from bookstore_shared.tracing import current_traceparent
+from bookstore_shared.telemetry import extract_context
 from bookstore_shared.writes import Duplicate, Writes
 
 log = structlog.get_logger(__name__)
@@ -142,6 +143,9 @@ class Consumer:
             self._channel = None
 
     async def on_message(self, message: AbstractIncomingMessage) -> None:
+        queue = self.purpose
+        if message.redelivered:
+            metrics.MESSAGES_REDELIVERED.labels(queue).inc()
         try:
             envelope = Envelope.model_validate_json(message.body)
             payload = envelope.message()
@@ -149,11 +153,13 @@ class Consumer:
         except (ValidationError, KeyError, ValueError) as exc:
             log.error(
                 "message_dead_lettered",
-                consumer=self.purpose,
+                consumer=queue,
                 message_id=message.message_id,
                 message_type=message.type,
                 reason=f"unreadable: {type(exc).__name__}",
             )
+            metrics.MESSAGES_HANDLED.labels(queue, "failed").inc()
+            metrics.MESSAGES_DEAD_LETTERED.labels(queue).inc()
             await message.reject(requeue=False)
             return
 
@@ -162,23 +168,42 @@ class Consumer:
             message_type=envelope.type,
             message_id=str(envelope.message_id),
         )
-        trace = current_traceparent.set(envelope.traceparent)
-        try:
-            await faults.before_handling(envelope.type)
-            await self._handle(envelope, payload, handler)
-        except Exception:
-            log.exception("message_failed", consumer=self.purpose, retries=retries_of(message))
-            await self._try_later(message)
-            return
-        finally:
-            current_traceparent.reset(trace)
-            structlog.contextvars.reset_contextvars(**bound)
-        await message.ack()
+        # The handler's span continues the trace of the change that wrote the message.
+        with self.broker.tracer.start_as_current_span(
+            f"{self.broker.name(queue)} process",
+            context=extract_context(message.headers),
+            kind=SpanKind.CONSUMER,
+            attributes={
+                "messaging.system": "rabbitmq",
+                "messaging.operation.type": "process",
+                "messaging.destination.name": self.broker.name(queue),
+                "messaging.message.id": str(envelope.message_id),
+                "messaging.message.conversation_id": str(envelope.correlation_id),
+                "bookstore.message_type": envelope.type,
+            },
+            record_exception=False,
+            set_status_on_exception=False,
+        ) as span:
+            try:
+                await faults.before_handling(envelope.type)
+                outcome = await self._handle(envelope, payload, handler)
+            except Exception as exc:
+                span.record_exception(exc)
+                span.set_status(Status(StatusCode.ERROR, type(exc).__name__))
+                log.exception("message_failed", consumer=queue, retries=retries_of(message))
+                metrics.MESSAGES_HANDLED.labels(queue, "failed").inc()
+                await self._try_later(message)
+                return
+            finally:
+                structlog.contextvars.reset_contextvars(**bound)
+            metrics.MESSAGES_HANDLED.labels(queue, outcome).inc()
+            await message.ack()
 
     async def _try_later(self, message: AbstractIncomingMessage) -> None:
         """Off to wait in a retry tier (or, tries exhausted, to the dead letters)."""
         try:
             if not await self.broker.retry_later(self.purpose, message):
+                metrics.MESSAGES_DEAD_LETTERED.labels(self.purpose).inc()
                 log.error(
                     "message_dead_lettered",
                     consumer=self.purpose,
@@ -191,7 +216,7 @@ class Consumer:
             return
         await message.ack()
 
-    async def _handle(self, envelope: Envelope, payload: Message, handler: Handler) -> None:
+    async def _handle(self, envelope: Envelope, payload: Message, handler: Handler) -> str:
         """The handler reads (and locks) what it needs; then its writes, its replies' outbox
         rows and the message's inbox row go in one statement. If the inbox row was there (a
         duplicate, handled by another delivery meanwhile), all of it is rolled back."""
@@ -202,21 +227,22 @@ class Consumer:
                     await handler(context, payload)
                     context.writes.claim(self._claim, {"claimed": envelope.message_id})
                     await context.finish()
-                return
+                return "processed"
             except Duplicate:
                 log.info("message_duplicate_skipped", consumer=self.purpose)
-                return
+                return "duplicate"
             except IntegrityError:
                 # Two deliveries of one message at once: the other one's rows came first.
                 if await self._handled_already(envelope.message_id):
                     log.info("message_duplicate_skipped", consumer=self.purpose)
-                    return
+                    return "duplicate"
                 raise
             except DBAPIError as exc:
                 if not _retryable(exc) or attempt == IMMEDIATE_RETRIES:
                     raise
                 log.info("message_retried", reason=type(exc.orig).__name__, attempt=attempt)
                 await asyncio.sleep(0.01 * attempt)
+        raise AssertionError("the last attempt returns or raises")
 
     async def _handled_already(self, message_id: uuid.UUID) -> bool:
         async with self.db.sessions() as session:
@@ -258,6 +284,7 @@ async def run_messaging(
         *retention,
     ]
     relay = OutboxRelay(db=db, broker=broker, table=outbox.table)
+    app.state.telemetry.refresh_before_scrape(relay.measure_backlog)
     # Messages in hand at once fit in half the pool, so they never queue for a connection
     # behind each other and requests always find one.
     busy = [purpose for purpose in queues if purpose not in light]

@@ -19,6 +19,15 @@ from bookstore_shared.settings import ServiceSettings
 AfterCommit = Callable[[dict[Any, Any]], None]
 
 
+_ON_COMMIT = "on_commit"
+
+
+def on_commit(session: AsyncSession, callback: Callable[[], None]) -> None:
+    """Run `callback` once the session's unit of work has committed; never if it rolls back
+    (so a transaction retried after a deadlock counts once, say)."""
+    session.info.setdefault(_ON_COMMIT, []).append(callback)
+
+
 class Database:
     def __init__(
         self,
@@ -77,6 +86,8 @@ class Database:
                 raise
             for hook in self.after_commit:
                 hook(session.info)
+            for callback in session.info.pop(_ON_COMMIT, ()):
+                callback()
 
     @asynccontextmanager
     async def reads(self) -> AsyncIterator[AsyncSession]:

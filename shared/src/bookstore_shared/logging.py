@@ -1,4 +1,5 @@
-"""Structured logs: one JSON object a line, each carrying the service and the request id."""
+"""Structured logs: one JSON object a line, each carrying the service, the request id and the
+trace (`trace_id`, `span_id` of the span in progress, as a trace viewer shows them)."""
 
 import logging
 import sys
@@ -6,6 +7,7 @@ from typing import Any
 
 import structlog
 from asgi_correlation_id import correlation_id
+from opentelemetry import trace
 from structlog.types import EventDict, Processor
 
 
@@ -13,6 +15,14 @@ def _add_request_id(_: Any, __: str, event_dict: EventDict) -> EventDict:
     request_id = correlation_id.get()
     if request_id and "request_id" not in event_dict:
         event_dict["request_id"] = request_id
+    return event_dict
+
+
+def _add_trace(_: Any, __: str, event_dict: EventDict) -> EventDict:
+    context = trace.get_current_span().get_span_context()
+    if context.is_valid:
+        event_dict.setdefault("trace_id", format(context.trace_id, "032x"))
+        event_dict.setdefault("span_id", format(context.span_id, "016x"))
     return event_dict
 
 
@@ -24,6 +34,7 @@ def configure_logging(*, service: str, level: str = "INFO", json: bool = True) -
         structlog.stdlib.add_logger_name,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         _add_request_id,
+        _add_trace,
         lambda _, __, ev: {"service": service, **ev},
     ]
     renderer: Processor = (

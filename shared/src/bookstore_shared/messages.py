@@ -237,7 +237,8 @@ class Envelope(BaseModel):
     correlation_id: uuid.UUID
     causation_id: uuid.UUID | None = None
     occurred_at: datetime
-    traceparent: str | None = None
+    # The trace context of the change that wrote the message (W3C `traceparent`...).
+    trace_context: dict[str, str] = Field(default_factory=dict)
     payload: dict[str, Any]
 
     @classmethod
@@ -246,7 +247,7 @@ class Envelope(BaseModel):
         message: Message,
         *,
         causation_id: uuid.UUID | None = None,
-        traceparent: str | None = None,
+        trace_context: dict[str, str] | None = None,
     ) -> "Envelope":
         return cls(
             message_id=uuid.uuid4(),
@@ -254,7 +255,7 @@ class Envelope(BaseModel):
             correlation_id=message.correlation_id(),
             causation_id=causation_id,
             occurred_at=datetime.now(UTC),
-            traceparent=traceparent,
+            trace_context=trace_context or {},
             payload=message.model_dump(mode="json"),
         )
 

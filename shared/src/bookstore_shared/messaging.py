@@ -23,6 +23,8 @@ from aio_pika.abc import (
     AbstractRobustConnection,
     ExchangeType,
 )
+from opentelemetry import trace
+from opentelemetry.trace import Tracer
 
 from bookstore_shared.messages import Envelope
 
@@ -44,9 +46,11 @@ QUEUES = (INVENTORY_COMMANDS, SALES_SAGA, SALES_PAYMENTS, SALES_CATALOG, DELIVER
 
 
 class Broker:
-    def __init__(self, url: str, *, namespace: str) -> None:
+    def __init__(self, url: str, *, namespace: str, tracer: Tracer | None = None) -> None:
         self.url = url
         self.namespace = namespace
+        # The app's tracer: consumers open their spans with it (no-op without telemetry).
+        self.tracer = tracer or trace.get_tracer("bookstore")
         self._connection: AbstractRobustConnection | None = None
         self._publish_channel: AbstractChannel | None = None
         self._exchange: AbstractExchange | None = None
@@ -180,11 +184,11 @@ class Broker:
         """Persistent, mandatory, confirmed: returns once the broker has taken the message."""
         if self._exchange is None:
             raise RuntimeError("Broker.connect() was not called")
-        headers: dict[str, str] = {}
+        # The trace context as it was when the message was written (W3C traceparent...): the
+        # consumer's span continues that trace, whichever process publishes the row.
+        headers: dict[str, str] = dict(envelope.trace_context)
         if envelope.causation_id:
             headers["causation_id"] = str(envelope.causation_id)
-        if envelope.traceparent:
-            headers["traceparent"] = envelope.traceparent
         message = aio_pika.Message(
             body=envelope.model_dump_json().encode(),
             content_type="application/json",

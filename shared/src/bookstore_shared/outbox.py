@@ -38,12 +38,12 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlmodel import SQLModel
 
-from bookstore_shared import faults
+from bookstore_shared import faults, metrics
 from bookstore_shared.background import cancel, every
 from bookstore_shared.db import Database
 from bookstore_shared.messages import Envelope, Message
 from bookstore_shared.messaging import Broker
-from bookstore_shared.tracing import child_of, current_traceparent
+from bookstore_shared.telemetry import inject_context
 from bookstore_shared.writes import Columns, arrays, unnest
 
 log = structlog.get_logger(__name__)
@@ -121,9 +121,9 @@ class Outbox:
         """The envelopes, and the parameters of `insert_staged` for them, which the caller
         runs in this same transaction (alone or with its other writes: one round trip). The
         relay publishes them once the transaction commits."""
-        parent = current_traceparent.get()
+        context = inject_context({})
         envelopes = [
-            Envelope.wrap(message, causation_id=causation_id, traceparent=child_of(parent))
+            Envelope.wrap(message, causation_id=causation_id, trace_context=context)
             for message in messages
         ]
         rows = [
@@ -296,6 +296,26 @@ class OutboxRelay:
                     attempts=MAX_ATTEMPTS,
                     hint="replay-dead-letters puts it back in line",
                 )
+
+    async def measure_backlog(self) -> None:
+        """The outbox gauges: rows waiting to be published, the oldest one's age, parked rows."""
+        table = self.table
+        waiting = table.c.parked_at.is_(None)
+        async with self.db.engine.connect() as conn:
+            row = (
+                await conn.execute(
+                    select(
+                        func.count().filter(waiting),
+                        func.extract(
+                            "epoch", func.now() - func.min(table.c.created_at).filter(waiting)
+                        ),
+                        func.count().filter(table.c.parked_at.is_not(None)),
+                    ).where(table.c.published_at.is_(None))
+                )
+            ).one()
+        metrics.OUTBOX_BACKLOG.set(row[0])
+        metrics.OUTBOX_OLDEST_AGE.set(float(row[1] or 0.0))
+        metrics.OUTBOX_PARKED.set(row[2])
 
     async def _poll_once(self) -> None:
         """The safety net's round: send what is stale (sent rows are pruned by retention)."""

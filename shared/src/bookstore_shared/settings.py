@@ -44,6 +44,8 @@ class ServiceSettings(BaseSettings):
     retention_outbox_days: float = 1.0
     log_level: str = "INFO"
     log_json: bool = True
+    # GET /metrics asks for this as a bearer token when set (Prometheus' `authorization`).
+    metrics_token: SecretStr | None = None
 
     @model_validator(mode="after")
     def _no_dev_secrets_in_production(self) -> Self:

@@ -409,6 +409,16 @@ def table(result: dict[str, Any], baseline: dict[str, Any] | None) -> str:
     return "\n".join(rows)
 
 
+def telemetry_mode() -> str:
+    """What the stack measured carried: metrics always; tracing unless the SDK is disabled,
+    exported over OTLP only when an endpoint is set."""
+    if os.environ.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
+        return "metrics, no tracing"
+    if os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"):
+        return "metrics, tracing exported over OTLP"
+    return "metrics, tracing (spans not exported)"
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m bookstore_testing.bench")
     parser.add_argument("--clients", type=int, default=16)
@@ -434,6 +444,7 @@ def main() -> int:
     else:
         result = asyncio.run(with_own_stack(args.clients, args.seconds, args.only))
     result["run_id"] = uuid.uuid4().hex[:8]
+    result["telemetry"] = telemetry_mode()
     result["machine"] = {
         "cpus": os.cpu_count(),
         "platform": platform.platform(),
@@ -445,6 +456,7 @@ def main() -> int:
     print(table(result, baseline))
     if orders_run := result.get("orders"):
         print(f"outcomes: {orders_run['outcomes']}")
+    print(f"telemetry: {result['telemetry']} (OTEL_SDK_DISABLED=true make bench: tracing off)")
     if pool := result.get("postgres_connections"):
         print(f"Postgres connections after the run: {pool['after']} (budget {pool['budget']})")
     print(

@@ -10,6 +10,7 @@ from typing import Any
 
 import asyncpg
 import httpx
+import uvicorn
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from asgi_lifespan import LifespanManager
@@ -42,6 +43,27 @@ async def serve_app(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
         ) as client,
     ):
         yield client
+
+
+@asynccontextmanager
+async def listening(app: FastAPI, *, ready_within: float = 30.0) -> AsyncIterator[str]:
+    """The app served by uvicorn on a free loopback port, lifespan included; its base URL.
+    For what must cross a real socket (the gateway's hop to an app, a browser)."""
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, lifespan="on")
+    )
+    task = asyncio.create_task(server.serve())
+    try:
+        async with asyncio.timeout(ready_within):
+            while not server.started:
+                if task.done():
+                    raise RuntimeError(f"the app did not start: {task.exception()!r}")
+                await asyncio.sleep(0.05)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await asyncio.wait_for(task, timeout=30)
 
 
 def assertion_headers(

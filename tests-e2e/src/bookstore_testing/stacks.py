@@ -14,7 +14,7 @@ from bookstore_testing.harness import free_port
 from bookstore_testing.infra import Databases, Infra, provide_infra
 
 # Each stack a test run starts has its own database and broker namespace, named by purpose.
-STACK_PURPOSES = ("e2e", "replicas")
+STACK_PURPOSES = ("e2e", "replicas", "traces")
 DEMO_PASSWORD = "e2e-demo-password"  # noqa: S105 - test accounts only
 # Far more than a person would send; the limits have tests of their own.
 NO_RATE_LIMITS = {

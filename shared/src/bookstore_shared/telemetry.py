@@ -1,0 +1,213 @@
+"""Traces and metrics, set up the same way in every app (the gateway included).
+
+Traces (OpenTelemetry): each app has its own `TracerProvider`, named after the app
+(`service.name`). Spans come from maintained instrumentations: FastAPI (server spans; an
+incoming `traceparent` is adopted), SQLAlchemy (one span a statement) and, in the gateway,
+aiohttp (the hop to an app, which carries the context on). Messages carry the context in
+their headers (`inject_context` / `extract_context`), so one order is one trace across the
+broker. Spans are exported over OTLP/HTTP when `OTEL_EXPORTER_OTLP_ENDPOINT` (or
+`OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`) is set, and only kept for the logs' `trace_id` and
+`span_id` otherwise. The rest of the standard `OTEL_*` variables apply as the SDK reads them
+(`OTEL_TRACES_SAMPLER`, `OTEL_RESOURCE_ATTRIBUTES`, `OTEL_SERVICE_NAME`...);
+`OTEL_SDK_DISABLED=true` turns tracing off altogether, instrumentations included.
+
+Metrics (Prometheus): `GET /metrics` on the app's own port, never through the gateway's /api.
+Requests by method, route template and status, with a latency histogram, are kept per app;
+the domain's own metrics (`bookstore_shared.metrics`) are the process's, which is the replica's.
+With `METRICS_TOKEN` set, /metrics asks for it as a bearer token.
+"""
+
+import hmac
+import os
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+import structlog
+from fastapi import FastAPI, Request, Response
+from opentelemetry import propagate, trace
+from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+from opentelemetry.instrumentation.sqlalchemy.engine import EngineTracer
+from opentelemetry.instrumentation.utils import suppress_instrumentation
+from opentelemetry.metrics import NoOpMeterProvider
+from opentelemetry.sdk.resources import SERVICE_NAME, Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+)
+from prometheus_fastapi_instrumentator import Instrumentator
+from prometheus_fastapi_instrumentator.metrics import Info
+from sqlalchemy.ext.asyncio import AsyncEngine
+from starlette.types import Scope
+
+from bookstore_shared import metrics
+from bookstore_shared.db import Database
+from bookstore_shared.errors import problem_response
+from bookstore_shared.settings import ServiceSettings
+
+log = structlog.get_logger(__name__)
+METRICS_PATH = "/metrics"
+# Not traced nor counted: probes and scrapes, many a minute, say nothing about the traffic.
+UNWATCHED_PATHS = ("/health/live", "/health/ready", METRICS_PATH)
+# Where a route template is left for the metrics and the span name when routing happens
+# outside FastAPI's router (the gateway forwards from a middleware).
+ROUTE_KEY = "route_template"
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+
+Refresh = Callable[[], Awaitable[None]]
+
+
+def _exporting() -> bool:
+    return bool(
+        os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+        or os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")
+    )
+
+
+def route_template(scope: Scope) -> str | None:
+    """The route template this request matched, where the router is not FastAPI's."""
+    state = scope.get("state") or {}
+    template = state.get(ROUTE_KEY)
+    return template if isinstance(template, str) else None
+
+
+def set_route_template(scope: Scope, template: str) -> None:
+    """Name the request's route (metrics label, server span name) for a request routed by hand."""
+    scope.setdefault("state", {})[ROUTE_KEY] = template
+    span = trace.get_current_span()
+    if span.is_recording():
+        span.update_name(f"{scope['method']} {template}")
+        span.set_attribute("http.route", template)
+
+
+def inject_context(carrier: dict[str, str]) -> dict[str, str]:
+    """The current trace context (W3C `traceparent`, `tracestate`, baggage) into `carrier`."""
+    propagate.inject(carrier)
+    return carrier
+
+
+def extract_context(carrier: Mapping[str, Any] | None) -> Any:
+    """The trace context a message or request carried (empty: a new trace starts)."""
+    text = {k: v for k, v in (carrier or {}).items() if isinstance(v, str)}
+    return propagate.extract(text)
+
+
+class Telemetry:
+    """One app's tracer provider and request metrics, and its /metrics page."""
+
+    def __init__(self, service: str, *, metrics_token: str | None = None) -> None:
+        self.service = service
+        self.tracer_provider = TracerProvider(
+            # OTEL_RESOURCE_ATTRIBUTES adds to it; OTEL_SERVICE_NAME renames the app.
+            resource=Resource.create({SERVICE_NAME: os.environ.get("OTEL_SERVICE_NAME") or service})
+        )
+        # OTEL_SDK_DISABLED=true: the provider hands out no-op tracers; nothing is hooked.
+        self.enabled = os.environ.get("OTEL_SDK_DISABLED", "").strip().lower() != "true"
+        if self.enabled and _exporting():
+            # Imported here: the exporter pulls in protobuf, which an app not exporting skips.
+            from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+            self.tracer_provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+        self.tracer = self.tracer_provider.get_tracer("bookstore")
+        self.registry = CollectorRegistry(auto_describe=True)
+        self._metrics_token = metrics_token
+        self._refreshers: list[Refresh] = []
+        self._requests = Counter(
+            "http_requests_total",
+            "HTTP requests answered, by method, route template and status.",
+            ("method", "handler", "status"),
+            registry=self.registry,
+        )
+        self._latency = Histogram(
+            "http_request_duration_seconds",
+            "Time to answer an HTTP request, by method and route template.",
+            ("method", "handler"),
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+
+    @classmethod
+    def from_settings(cls, service: str, settings: ServiceSettings) -> "Telemetry":
+        token = settings.metrics_token
+        return cls(service, metrics_token=token.get_secret_value() if token else None)
+
+    def instrument_app(self, app: FastAPI) -> None:
+        """Server spans, request metrics and GET /metrics for `app` (call once its routes and
+        middleware are in place: both go outside them)."""
+        Instrumentator(
+            should_group_status_codes=False,
+            should_ignore_untemplated=False,
+            excluded_handlers=[f"^{p}$" for p in UNWATCHED_PATHS],
+            registry=self.registry,
+        ).add(self._count_request).instrument(app)
+        if self.enabled:
+            FastAPIInstrumentor.instrument_app(
+                app,
+                tracer_provider=self.tracer_provider,
+                meter_provider=NoOpMeterProvider(),
+                excluded_urls=",".join(UNWATCHED_PATHS),
+                exclude_spans=["receive", "send"],
+            )
+        app.add_api_route(METRICS_PATH, self._metrics_page, include_in_schema=False)
+
+    def _count_request(self, info: Info) -> None:
+        handler = route_template(info.request.scope) or info.modified_handler
+        self._requests.labels(info.method, handler, info.modified_status).inc()
+        self._latency.labels(info.method, handler).observe(info.modified_duration)
+
+    def instrument_engine(self, engine: AsyncEngine) -> None:
+        """A span for every statement the engine runs (SQLAlchemy's own instrumentation)."""
+        if self.enabled:
+            EngineTracer(  # type: ignore[no-untyped-call]
+                trace.get_tracer(
+                    "opentelemetry.instrumentation.sqlalchemy",
+                    tracer_provider=self.tracer_provider,
+                ),
+                engine.sync_engine,
+                NoOpMeterProvider().get_meter("sqlalchemy").create_up_down_counter("unused"),
+            )
+
+    def refresh_before_scrape(self, refresh: Refresh) -> None:
+        """Run `refresh` (say, a gauge read from the database) before each /metrics answer."""
+        self._refreshers.append(refresh)
+
+    async def _metrics_page(self, request: Request) -> Response:
+        if self._metrics_token is not None:
+            given = request.headers.get("authorization", "")
+            if not hmac.compare_digest(given.encode(), f"Bearer {self._metrics_token}".encode()):
+                return problem_response(
+                    401,
+                    code="metrics_token_required",
+                    title="Metrics token required",
+                    detail="GET /metrics takes the metrics token as a bearer token.",
+                    headers={"WWW-Authenticate": 'Bearer realm="metrics"'},
+                )
+        # The gauges read from the database; their statements make no spans of their own.
+        with suppress_instrumentation():
+            for refresh in self._refreshers:
+                try:
+                    await refresh()
+                except Exception as exc:  # the page still answers, with the last values read
+                    log.warning("metrics_refresh_failed", error=repr(exc))
+        body = generate_latest(self.registry) + generate_latest(REGISTRY)
+        return Response(content=body, media_type=CONTENT_TYPE_LATEST)
+
+    def shutdown(self) -> None:
+        """Send what is still buffered (the batch exporter) and stop."""
+        self.tracer_provider.shutdown()
+
+
+def watch_pool(telemetry: Telemetry, db: Database) -> None:
+    """The database pool's size and connections in use, read at each scrape."""
+
+    async def refresh() -> None:
+        pool: Any = db.engine.pool
+        metrics.DB_POOL_IN_USE.set(pool.checkedout())
+        metrics.DB_POOL_SIZE.set(db.capacity)
+
+    telemetry.refresh_before_scrape(refresh)
