@@ -57,7 +57,7 @@ up: ## the stack in containers with the demo data (needs Docker; writes .env wit
 	@deploy/up.sh
 
 down: ## stop the containers (the data volumes stay; docker compose down -v removes them too)
-	@docker compose --profile demo down --remove-orphans
+	@docker compose --profile demo --profile observability down --remove-orphans
 
 clean: ## remove the virtualenv, caches and run logs
 	rm -rf .venv .run .pytest_cache .ruff_cache .mypy_cache

@@ -6,9 +6,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ENV_FILE=.env
-SECRETS=(POSTGRES_PASSWORD RABBITMQ_PASSWORD IDENTITY_SECRET JWT_SECRET)
+SECRETS=(POSTGRES_PASSWORD RABBITMQ_PASSWORD IDENTITY_SECRET JWT_SECRET METRICS_TOKEN GRAFANA_ADMIN_PASSWORD)
+# Secrets newer than some .env files: generated into an existing .env that lacks them (none of
+# them protects stored data, so a fresh one is harmless; the others are never made up).
+ADDED_LATER=(METRICS_TOKEN GRAFANA_ADMIN_PASSWORD)
 
 fail() { echo "error: $*" >&2; exit 1; }
+random_secret() { python3 -c 'import secrets; print(secrets.token_hex(32))'; }
 
 command -v docker >/dev/null || fail "make up needs Docker (docker compose v2); make run needs neither"
 docker compose version >/dev/null 2>&1 || fail "make up needs Compose v2 (the 'docker compose' plugin)"
@@ -18,7 +22,7 @@ if [ ! -f "$ENV_FILE" ]; then
   {
     echo "# Written by make up on $(date -u +%Y-%m-%dT%H:%MZ): this stack's secrets. Keep it out of git."
     for name in "${SECRETS[@]}"; do
-      echo "$name=$(python3 -c 'import secrets; print(secrets.token_hex(32))')"
+      echo "$name=$(random_secret)"
     done
     echo "DEMO_PASSWORD=bookstore-demo"
     echo "GATEWAY_BIND=127.0.0.1"
@@ -26,6 +30,14 @@ if [ ! -f "$ENV_FILE" ]; then
   } > "$ENV_FILE"
   chmod 600 "$ENV_FILE"
   echo "wrote $ENV_FILE with fresh random secrets"
+else
+  for name in "${ADDED_LATER[@]}"; do
+    if [ -z "${!name:-}" ] && ! grep -qE "^$name=" "$ENV_FILE"; then
+      [ -z "$(tail -c 1 "$ENV_FILE")" ] || echo >> "$ENV_FILE"
+      echo "$name=$(random_secret)" >> "$ENV_FILE"
+      echo "added a fresh random $name to $ENV_FILE"
+    fi
+  done
 fi
 
 value_of() { grep -E "^$1=" "$ENV_FILE" | tail -n 1 | cut -d= -f2- || true; }

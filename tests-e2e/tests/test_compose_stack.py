@@ -95,7 +95,13 @@ def compose_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ComposeS
     env_file.write_text(
         "".join(
             f"{name}={secrets.token_hex(32)}\n"
-            for name in ("POSTGRES_PASSWORD", "RABBITMQ_PASSWORD", "IDENTITY_SECRET", "JWT_SECRET")
+            for name in (
+                "POSTGRES_PASSWORD",
+                "RABBITMQ_PASSWORD",
+                "IDENTITY_SECRET",
+                "JWT_SECRET",
+                "METRICS_TOKEN",
+            )
         )
         + f"DEMO_PASSWORD={DEMO_PASSWORD}\nGATEWAY_BIND=127.0.0.1\nGATEWAY_PORT={port}\n"
     )
@@ -170,3 +176,19 @@ async def test_two_replicas_each_survive_a_killed_sales_and_inventory(
         available, reserved, sold = await shop.counts(book)
         assert reserved == 0
         assert available + sold == STOCK
+
+
+async def test_the_gateways_metrics_want_the_token_compose_gave_it(
+    compose_stack: ComposeStack,
+) -> None:
+    settings = dict(
+        line.split("=", 1) for line in compose_stack.env_file.read_text().splitlines() if line
+    )
+    async with httpx.AsyncClient(base_url=compose_stack.url, timeout=10) as client:
+        stranger = await client.get("/metrics")
+        scraper = await client.get(
+            "/metrics", headers={"Authorization": f"Bearer {settings['METRICS_TOKEN']}"}
+        )
+    assert stranger.status_code == 401
+    assert scraper.status_code == 200
+    assert "http_requests_total" in scraper.text

@@ -404,6 +404,7 @@ def main() -> int:
         f"\nThe bookstore is up.\n"
         f"  API      {gateway}/api\n"
         f"  Docs     {gateway}/docs\n"
+        f"  Metrics  {gateway}/metrics, and /metrics on each app's port\n"
         f"  Logs     {stack.log_dir}/<app>.log\n"
         f"  Mail     {mail}\n"
         f"  Logins   admin@bookstore.local, staff@bookstore.local, customer@bookstore.local"
