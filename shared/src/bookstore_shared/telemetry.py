@@ -159,7 +159,9 @@ class Telemetry:
         # OTEL_TRACES_SAMPLER says otherwise) they are made, ids and all, for the logs and the
         # traceparent sent on, but keep no attributes and end up nowhere. A caller's sampled
         # traceparent is still followed. With an exporter, the standard sampler settings apply.
-        sampler = None if exporting or os.environ.get("OTEL_TRACES_SAMPLER") else NOT_RECORDED
+        # Whether spans may be recorded at all (exported, or sampled in for some reader).
+        self.recording = self.enabled and bool(exporting or os.environ.get("OTEL_TRACES_SAMPLER"))
+        sampler = None if self.recording else NOT_RECORDED
         self.tracer_provider = TracerProvider(
             # OTEL_RESOURCE_ATTRIBUTES adds to it; OTEL_SERVICE_NAME renames the app.
             resource=Resource.create(
@@ -213,8 +215,10 @@ class Telemetry:
         app.add_api_route(METRICS_PATH, self._metrics_page, include_in_schema=False)
 
     def instrument_engine(self, engine: AsyncEngine) -> None:
-        """A span for every statement the engine runs (SQLAlchemy's own instrumentation)."""
-        if self.enabled:
+        """A span for every statement the engine runs (SQLAlchemy's own instrumentation), when
+        spans are recorded: unrecorded, a statement's span would carry nothing anyone reads
+        (the logs take their ids from the request's or message's span), at a cost per query."""
+        if self.recording:
             EngineTracer(  # type: ignore[no-untyped-call]
                 trace.get_tracer(
                     "opentelemetry.instrumentation.sqlalchemy",
