@@ -85,8 +85,9 @@ def set_route_template(scope: Scope, template: str) -> None:
 
 
 def _span_details(scope: Scope) -> tuple[str, dict[str, Any]]:
-    """A server span's first name: its method; `RequestMetrics` adds the route once known."""
-    return scope["method"], {}
+    """A server span's first name: its method (or `WEBSOCKET`); `RequestMetrics` adds the
+    route of an HTTP request once known."""
+    return scope.get("method") or scope["type"].upper(), {}
 
 
 def inject_context(carrier: dict[str, str]) -> dict[str, str]:
