@@ -23,6 +23,7 @@ METRICS = HISTOGRAMS | {
     "bookstore_saga_compensations_total",
     "bookstore_outbox_backlog",
     "bookstore_outbox_oldest_age_seconds",
+    "bookstore_outbox_parked",
     "bookstore_messages_handled_total",
     "bookstore_messages_redelivered_total",
     "bookstore_messages_dead_lettered_total",
