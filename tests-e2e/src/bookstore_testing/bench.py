@@ -41,7 +41,7 @@ from sqlalchemy import make_url
 
 from bookstore_shared.db import asyncpg_dsn
 from bookstore_shared.identity import ASSERTION_HEADER, IdentitySigner
-from bookstore_shared.stack import LocalStack
+from bookstore_shared.stack import LocalStack, StackError, parse_replicas
 from bookstore_testing.shop import Shop, order_body
 from bookstore_testing.stacks import DEMO_PASSWORD, standalone_stack
 
@@ -320,10 +320,12 @@ class ConnectionCount:
             await asyncio.sleep(every)
 
 
-async def with_own_stack(clients: int, seconds: float, only: str | None) -> dict[str, Any]:
+async def with_own_stack(
+    clients: int, seconds: float, only: str | None, replicas: dict[str, int]
+) -> dict[str, Any]:
     async with AsyncExitStack() as cleanup:
         stack, secret = await cleanup.enter_async_context(
-            standalone_stack("bench", env={"LOG_LEVEL": "WARNING"})
+            standalone_stack("bench", env={"LOG_LEVEL": "WARNING"}, replicas=replicas)
         )
         result: dict[str, Any] = {}
         database_url = stack.env["DATABASE_URL"]
@@ -430,6 +432,11 @@ def main() -> int:
         default=os.environ.get("DEMO_PASSWORD", "bookstore-demo"),
         help="the staff demo password of the running stack (with --url)",
     )
+    parser.add_argument(
+        "--replicas",
+        default="",
+        help="more processes of an app in our own stack, as REPLICAS takes them: sales=2",
+    )
     parser.add_argument("--out", default="bench-results.json")
     parser.add_argument(
         "--save-baseline", action="store_true", help=f"also write the figures to {BASELINE.name}"
@@ -437,12 +444,17 @@ def main() -> int:
     args = parser.parse_args()
     if not 1 <= args.clients <= 256 or not 1 <= args.seconds <= 600:
         parser.error("--clients must be 1..256 and --seconds 1..600")
+    try:
+        replicas = parse_replicas(args.replicas)
+    except StackError as exc:
+        parser.error(str(exc))
     if args.url:
         result = {
             "orders": asyncio.run(orders(args.url, args.password, args.clients, args.seconds))
         }
     else:
-        result = asyncio.run(with_own_stack(args.clients, args.seconds, args.only))
+        result = asyncio.run(with_own_stack(args.clients, args.seconds, args.only, replicas))
+        result["replicas"] = replicas
     result["run_id"] = uuid.uuid4().hex[:8]
     result["telemetry"] = telemetry_mode()
     result["machine"] = {
@@ -457,6 +469,8 @@ def main() -> int:
     if orders_run := result.get("orders"):
         print(f"outcomes: {orders_run['outcomes']}")
     print(f"telemetry: {result['telemetry']} (OTEL_SDK_DISABLED=true make bench: tracing off)")
+    if result.get("replicas"):
+        print(f"replicas: {result['replicas']} (every other app: one process)")
     if pool := result.get("postgres_connections"):
         print(f"Postgres connections after the run: {pool['after']} (budget {pool['budget']})")
     print(

@@ -78,7 +78,10 @@ async def running_stack(
 
 @contextlib.asynccontextmanager
 async def standalone_stack(
-    purpose: str, *, env: Mapping[str, str] | None = None
+    purpose: str,
+    *,
+    env: Mapping[str, str] | None = None,
+    replicas: Mapping[str, int] | None = None,
 ) -> AsyncIterator[tuple[LocalStack, str]]:
     """A stack for a command outside pytest (bench, soak), with the infrastructure the tests
     would use; yields it and its identity secret. Everything it made is removed at the end."""
@@ -99,6 +102,7 @@ async def standalone_stack(
                 log_dir=Path(tempfile.mkdtemp(prefix=f"bookstore-{purpose}-")),
                 purpose=purpose,
                 env=env,
+                replicas=replicas,
             )
         )
         yield stack, identity_secret
