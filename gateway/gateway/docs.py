@@ -152,13 +152,13 @@ def install_docs_pages(app: FastAPI, *, title: str) -> None:
 
     @app.get(DOCS_URL, include_in_schema=False)
     async def swagger_ui(request: Request) -> HTMLResponse:
-        root = request.scope.get("root_path", "").rstrip("/")
+        root, assets = _urls(request)
         return get_swagger_ui_html(
             openapi_url=f"{root}{OPENAPI_URL}",
             title=title,
-            swagger_js_url=f"{root}{ASSETS_URL}/swagger-ui-bundle.js",
-            swagger_css_url=f"{root}{ASSETS_URL}/swagger-ui.css",
-            swagger_favicon_url=f"{root}{ASSETS_URL}/favicon.png",
+            swagger_js_url=f"{assets}/swagger-ui-bundle.js",
+            swagger_css_url=f"{assets}/swagger-ui.css",
+            swagger_favicon_url=f"{assets}/favicon.png",
             oauth2_redirect_url=f"{root}{OAUTH2_REDIRECT_URL}",
         )
 
@@ -168,11 +168,17 @@ def install_docs_pages(app: FastAPI, *, title: str) -> None:
 
     @app.get(REDOC_URL, include_in_schema=False)
     async def redoc(request: Request) -> HTMLResponse:
-        root = request.scope.get("root_path", "").rstrip("/")
+        root, assets = _urls(request)
         return get_redoc_html(
             openapi_url=f"{root}{OPENAPI_URL}",
             title=title,
-            redoc_js_url=f"{root}{ASSETS_URL}/redoc.standalone.js",
-            redoc_favicon_url=f"{root}{ASSETS_URL}/favicon.png",
+            redoc_js_url=f"{assets}/redoc.standalone.js",
+            redoc_favicon_url=f"{assets}/favicon.png",
             with_google_fonts=False,  # fonts from Google would be fetched from the internet
         )
+
+
+def _urls(request: Request) -> tuple[str, str]:
+    """Where the gateway is mounted (behind a proxy's prefix, say) and its docs assets."""
+    root = request.scope.get("root_path", "").rstrip("/")
+    return root, f"{root}{ASSETS_URL}"

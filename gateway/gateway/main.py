@@ -19,7 +19,7 @@ from bookstore_shared.errors import PROBLEM_RESPONSES, document_problems, instal
 from bookstore_shared.identity import IdentitySigner
 from bookstore_shared.logging import configure_logging
 from bookstore_shared.retention import Retention, pruning
-from bookstore_shared.telemetry import Telemetry, watch_pool
+from bookstore_shared.telemetry import Telemetry
 from gateway.config import Settings, get_settings
 from gateway.docs import MergedDocs, install_docs_pages
 from gateway.guard import GatewayGuard
@@ -58,8 +58,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         db = Database.from_settings(settings)
-        telemetry.instrument_engine(db.engine)
-        watch_pool(telemetry, db)
+        telemetry.watch_database(db)
         # Readiness probes and the apps' OpenAPI documents (cold paths); forwarding, the hot
         # path, uses the Hop's aiohttp sessions: several times cheaper per request here.
         client = httpx.AsyncClient(
@@ -69,8 +68,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             follow_redirects=False,
         )
         # A client span per hop, whose context travels on in the request's `traceparent`.
-        traced = [create_trace_config(tracer_provider=telemetry.tracer_provider)]
-        hop = Hop(settings, trace_configs=traced if telemetry.enabled else [])
+        hop = Hop(
+            settings,
+            trace_configs=[create_trace_config(tracer_provider=telemetry.tracer_provider)]
+            if telemetry.enabled
+            else [],
+        )
         upstreams = {
             name: Upstream(name, urls, dns_seconds=settings.upstream_dns_seconds)
             for name, urls in settings.upstream_urls().items()

@@ -1,5 +1,3 @@
-import asyncio
-import contextlib
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -7,11 +5,10 @@ from typing import Any
 import httpx
 import jwt
 import pytest
-import uvicorn
 
 import gateway
 from bookstore_testing.echo import echo_app
-from bookstore_testing.harness import free_port, migrate, serve_app, truncate_schema
+from bookstore_testing.harness import free_port, listening, migrate, serve_app, truncate_schema
 from gateway.config import Settings
 from gateway.main import create_app
 from gateway.models import SCHEMA
@@ -19,26 +16,9 @@ from gateway.models import SCHEMA
 MIGRATIONS = Path(gateway.__file__).parent / "migrations"
 
 
-@contextlib.asynccontextmanager
-async def running_echo() -> AsyncIterator[str]:
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(echo_app, host="127.0.0.1", port=port, log_level="warning")
-    )
-    task = asyncio.create_task(server.serve())
-    async with asyncio.timeout(10):
-        while not server.started:  # noqa: ASYNC110 - uvicorn offers no "listening" event
-            await asyncio.sleep(0.01)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await task
-
-
 @pytest.fixture(scope="session")
 async def echo_url() -> AsyncIterator[str]:
-    async with running_echo() as url:
+    async with listening(echo_app) as url:
         yield url
 
 

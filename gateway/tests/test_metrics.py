@@ -57,16 +57,11 @@ async def test_rate_limit_refusals_are_counted_by_limit(
 
 
 async def test_an_upstream_that_is_down_opens_its_breaker_in_the_metrics(
-    client: httpx.AsyncClient, gateway_settings: Settings, closed_url: str
+    gateway_settings: Settings, closed_url: str, customer_token: str
 ) -> None:
     settings = gateway_settings.model_copy(update={"breaker_threshold": 1})
+    ann = {"Authorization": f"Bearer {customer_token}"}
     async with serve_app(create_app(settings)) as gateway:
-        body = {"email": "ann@example.com", "password": "correct-horse"}
-        await gateway.post("/api/auth/register", json=body)
-        token = await gateway.post(
-            "/api/auth/token", data={"username": body["email"], "password": body["password"]}
-        )
-        ann = {"Authorization": f"Bearer {token.json()['access_token']}"}
         codes = [(await gateway.get("/api/deliveries", headers=ann)).status_code for _ in range(2)]
         after = await scrape(gateway)
     assert codes == [503, 503]

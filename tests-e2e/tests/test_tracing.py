@@ -33,7 +33,7 @@ import sales.config
 import sales.main
 from bookstore_testing.harness import assertion_headers, listening, migrate
 from bookstore_testing.infra import Databases, Infra
-from bookstore_testing.shop import eventually, order_body, random_isbn
+from bookstore_testing.shop import Shop, eventually, order_body, random_isbn
 
 pytestmark = pytest.mark.e2e
 
@@ -90,16 +90,6 @@ async def traced(
         yield TracedStack(urls, exporters, secret)
 
 
-async def _customer(client: httpx.AsyncClient) -> dict[str, str]:
-    email = f"c-{uuid.uuid4().hex[:12]}@example.com"
-    body = {"email": email, "password": "a-long-passphrase"}
-    assert (await client.post("/api/auth/register", json=body)).status_code == 201
-    token = await client.post(
-        "/api/auth/token", data={"username": email, "password": "a-long-passphrase"}
-    )
-    return {"Authorization": f"Bearer {token.json()['access_token']}"}
-
-
 async def _book(stack: TracedStack) -> str:
     staff = assertion_headers(stack.secret, user_id=uuid.uuid4(), roles=["staff"])
     async with httpx.AsyncClient(base_url=stack.urls["inventory"]) as inventory_app:
@@ -137,7 +127,7 @@ async def test_an_order_is_one_trace_from_the_clients_traceparent_through_every_
     book_id = await _book(traced)
     trace_id, client_span = secrets.token_hex(16), secrets.token_hex(8)
     async with httpx.AsyncClient(base_url=traced.urls["gateway"], timeout=30) as client:
-        customer = await _customer(client)
+        customer = await Shop(client, staff={}).new_customer()  # no staff through this one
         reply = await client.post(
             "/api/orders",
             json=order_body([(book_id, 1)]),

@@ -15,7 +15,7 @@ from bookstore_shared.identity import IdentityMiddleware, IdentityVerifier
 from bookstore_shared.logging import configure_logging
 from bookstore_shared.messaging import Broker
 from bookstore_shared.settings import ServiceSettings
-from bookstore_shared.telemetry import METRICS_PATH, Telemetry, watch_pool
+from bookstore_shared.telemetry import METRICS_PATH, Telemetry
 
 OPEN_PATHS = ("/health/live", "/health/ready", METRICS_PATH)
 MAX_BODY_BYTES = 1_048_576
@@ -42,8 +42,7 @@ def create_service_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         faults.announce()
         db = Database.from_settings(settings)
-        telemetry.instrument_engine(db.engine)
-        watch_pool(telemetry, db)
+        telemetry.watch_database(db)
         broker = Broker(
             settings.amqp_url, namespace=settings.broker_namespace, tracer=telemetry.tracer
         )

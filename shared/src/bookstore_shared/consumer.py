@@ -169,14 +169,15 @@ class Consumer:
             message_id=str(envelope.message_id),
         )
         # The handler's span continues the trace of the change that wrote the message.
+        destination = self.broker.name(queue)
         with self.broker.tracer.start_as_current_span(
-            f"{self.broker.name(queue)} process",
+            f"{destination} process",
             context=extract_context(message.headers),
             kind=SpanKind.CONSUMER,
             attributes={
                 "messaging.system": "rabbitmq",
                 "messaging.operation.type": "process",
-                "messaging.destination.name": self.broker.name(queue),
+                "messaging.destination.name": destination,
                 "messaging.message.id": str(envelope.message_id),
                 "messaging.message.conversation_id": str(envelope.correlation_id),
                 "bookstore.message_type": envelope.type,

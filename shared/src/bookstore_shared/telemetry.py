@@ -2,10 +2,11 @@
 
 Traces (OpenTelemetry): each app has its own `TracerProvider`, named after the app
 (`service.name`). Spans come from maintained instrumentations: ASGI (server spans; an
-incoming `traceparent` is adopted), SQLAlchemy (one span a statement) and, in the gateway,
-aiohttp (the hop to an app, which carries the context on). Messages carry the context in
-their headers (`inject_context` / `extract_context`), so one order is one trace across the
-broker. Spans are exported over OTLP/HTTP when `OTEL_EXPORTER_OTLP_ENDPOINT` (or
+incoming `traceparent` is adopted), SQLAlchemy (one span a statement, when spans are
+recorded) and, in the gateway, aiohttp (the hop to an app, which carries the context on).
+Messages carry the context in their headers (`inject_context` / `extract_context`), so one
+order is one trace across the broker. Spans are exported over OTLP/HTTP when
+`OTEL_EXPORTER_OTLP_ENDPOINT` (or
 `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`) is set; otherwise they are not recorded (see
 `NOT_RECORDED`), their ids only go to the logs (`trace_id`, `span_id`) and on to the next
 hop. The rest of the standard `OTEL_*` variables apply as the SDK reads them
@@ -43,7 +44,6 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
-from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from bookstore_shared import metrics
@@ -65,11 +65,29 @@ NOT_RECORDED = ParentBased(ALWAYS_OFF)
 Refresh = Callable[[], Awaitable[None]]
 
 
+def _enabled() -> bool:
+    return os.environ.get("OTEL_SDK_DISABLED", "").strip().lower() != "true"
+
+
 def _exporting() -> bool:
-    return bool(
+    return _enabled() and bool(
         os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
         or os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")
     )
+
+
+def _recording() -> bool:
+    """Whether spans may be recorded at all: exported, or sampled in for some other reader."""
+    return _exporting() or (_enabled() and bool(os.environ.get("OTEL_TRACES_SAMPLER")))
+
+
+def tracing_mode() -> str:
+    """What this environment makes of tracing, in words (the bench prints it)."""
+    if not _enabled():
+        return "no tracing"
+    if _exporting():
+        return "tracing, spans exported over OTLP"
+    return "tracing, spans recorded" if _recording() else "tracing, spans not recorded"
 
 
 def route_template(scope: Scope) -> str | None:
@@ -152,16 +170,13 @@ class Telemetry:
     """One app's tracer provider and request metrics, and its /metrics page."""
 
     def __init__(self, service: str, *, metrics_token: str | None = None) -> None:
-        self.service = service
         # OTEL_SDK_DISABLED=true: the provider hands out no-op tracers; nothing is hooked.
-        self.enabled = os.environ.get("OTEL_SDK_DISABLED", "").strip().lower() != "true"
-        exporting = self.enabled and _exporting()
-        # Spans nobody will read are not recorded: without an exporter (and unless
-        # OTEL_TRACES_SAMPLER says otherwise) they are made, ids and all, for the logs and the
-        # traceparent sent on, but keep no attributes and end up nowhere. A caller's sampled
-        # traceparent is still followed. With an exporter, the standard sampler settings apply.
-        # Whether spans may be recorded at all (exported, or sampled in for some reader).
-        self.recording = self.enabled and bool(exporting or os.environ.get("OTEL_TRACES_SAMPLER"))
+        self.enabled = _enabled()
+        exporting = _exporting()
+        # Spans not recorded are made, ids and all, for the logs and the traceparent sent on,
+        # but keep no attributes and end up nowhere (a caller's sampled traceparent is still
+        # followed).
+        self.recording = _recording()
         sampler = None if self.recording else NOT_RECORDED
         self.tracer_provider = TracerProvider(
             # OTEL_RESOURCE_ATTRIBUTES adds to it; OTEL_SERVICE_NAME renames the app.
@@ -215,17 +230,25 @@ class Telemetry:
             )
         app.add_api_route(METRICS_PATH, self._metrics_page, include_in_schema=False)
 
-    def instrument_engine(self, engine: AsyncEngine) -> None:
-        """A span for every statement the engine runs (SQLAlchemy's own instrumentation), when
-        spans are recorded: unrecorded, a statement's span would carry nothing anyone reads
-        (the logs take their ids from the request's or message's span), at a cost per query."""
+    def watch_database(self, db: Database) -> None:
+        """The pool's gauges (connections in use read at each scrape), and a span for every
+        statement (SQLAlchemy's own instrumentation) when spans are recorded: unrecorded, a
+        statement's span would carry nothing anyone reads (the logs take their ids from the
+        request's or message's span), at a cost per query."""
+        metrics.DB_POOL_SIZE.set(db.capacity)
+        pool: Any = db.engine.pool
+
+        async def pool_in_use() -> None:
+            metrics.DB_POOL_IN_USE.set(pool.checkedout())
+
+        self.refresh_before_scrape(pool_in_use)
         if self.recording:
             EngineTracer(  # type: ignore[no-untyped-call]
                 trace.get_tracer(
                     "opentelemetry.instrumentation.sqlalchemy",
                     tracer_provider=self.tracer_provider,
                 ),
-                engine.sync_engine,
+                db.engine.sync_engine,
                 NoOpMeterProvider().get_meter("sqlalchemy").create_up_down_counter("unused"),
             )
 
@@ -257,14 +280,3 @@ class Telemetry:
     def shutdown(self) -> None:
         """Send what is still buffered (the batch exporter) and stop."""
         self.tracer_provider.shutdown()
-
-
-def watch_pool(telemetry: Telemetry, db: Database) -> None:
-    """The database pool's size and connections in use, read at each scrape."""
-
-    async def refresh() -> None:
-        pool: Any = db.engine.pool
-        metrics.DB_POOL_IN_USE.set(pool.checkedout())
-        metrics.DB_POOL_SIZE.set(db.capacity)
-
-    telemetry.refresh_before_scrape(refresh)

@@ -42,6 +42,7 @@ from sqlalchemy import make_url
 from bookstore_shared.db import asyncpg_dsn
 from bookstore_shared.identity import ASSERTION_HEADER, IdentitySigner
 from bookstore_shared.stack import LocalStack, StackError, parse_replicas
+from bookstore_shared.telemetry import tracing_mode
 from bookstore_testing.shop import Shop, order_body
 from bookstore_testing.stacks import DEMO_PASSWORD, standalone_stack
 
@@ -411,16 +412,6 @@ def table(result: dict[str, Any], baseline: dict[str, Any] | None) -> str:
     return "\n".join(rows)
 
 
-def telemetry_mode() -> str:
-    """What the stack measured carried: metrics always; tracing unless the SDK is disabled,
-    exported over OTLP only when an endpoint is set."""
-    if os.environ.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
-        return "metrics, no tracing"
-    if os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"):
-        return "metrics, tracing exported over OTLP"
-    return "metrics, tracing (spans not exported)"
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m bookstore_testing.bench")
     parser.add_argument("--clients", type=int, default=16)
@@ -456,7 +447,7 @@ def main() -> int:
         result = asyncio.run(with_own_stack(args.clients, args.seconds, args.only, replicas))
         result["replicas"] = replicas
     result["run_id"] = uuid.uuid4().hex[:8]
-    result["telemetry"] = telemetry_mode()
+    result["telemetry"] = f"metrics, {tracing_mode()}"
     result["machine"] = {
         "cpus": os.cpu_count(),
         "platform": platform.platform(),
