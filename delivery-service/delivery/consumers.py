@@ -9,7 +9,7 @@ def handlers(*, served_countries: frozenset[str]) -> Handlers:
     async def schedule(ctx: HandlerContext, message: ScheduleDelivery) -> None:
         await ctx.send(
             await service.schedule_delivery(
-                ctx.session,
+                ctx.tx,
                 ctx.writes,
                 order_id=message.order_id,
                 customer_id=message.customer_id,
@@ -21,7 +21,8 @@ def handlers(*, served_countries: frozenset[str]) -> Handlers:
     async def cancel(ctx: HandlerContext, message: CancelDelivery) -> None:
         await ctx.send(
             await service.cancel_delivery(
-                ctx.session,
+                ctx.tx,
+                ctx.writes,
                 order_id=message.order_id,
                 customer_id=message.customer_id,
                 address=message.address,

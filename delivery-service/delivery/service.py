@@ -1,11 +1,13 @@
 """Deliveries. Functions flush, never commit: the caller's unit of work does."""
 
 import uuid
+from datetime import datetime
 
-from sqlalchemy import Table, bindparam, func, select
+from sqlalchemy import Table, bindparam, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bookstore_shared.columns import utcnow
+from bookstore_shared.db import Tx
 from bookstore_shared.identity import Principal
 from bookstore_shared.messages import (
     Address,
@@ -67,7 +69,7 @@ def _track(session: AsyncSession, delivery: Delivery, note: str | None = None) -
 
 
 async def schedule_delivery(
-    session: AsyncSession,
+    tx: Tx,
     writes: Writes,
     *,
     order_id: uuid.UUID,
@@ -77,12 +79,12 @@ async def schedule_delivery(
 ) -> Message:
     """Once per order: one read, then the delivery and its first tracking event go with the
     caller's other `writes` (no ORM unit of work on this path)."""
-    existing = (await session.execute(_DELIVERY_OF_ORDER, {"order": order_id})).first()
-    if existing is not None and existing.status == DeliveryStatus.CANCELLED:
+    existing = await tx.row(_DELIVERY_OF_ORDER, {"order": order_id})
+    if existing is not None and existing["status"] == DeliveryStatus.CANCELLED:
         # Cancelled first (this command came late): it stays cancelled.
         return DeliveryRejected(order_id=order_id, reason="the order's delivery was cancelled")
     if existing is not None:  # asked again: the same answer
-        return DeliveryScheduled(order_id=order_id, delivery_id=existing.id)
+        return DeliveryScheduled(order_id=order_id, delivery_id=existing["id"])
     if address.country not in served_countries:
         return DeliveryRejected(order_id=order_id, reason=f"we do not deliver to {address.country}")
     delivery_id, now = uuid.uuid4(), utcnow()
@@ -96,60 +98,71 @@ async def schedule_delivery(
         "updated_at": now,
     }
     writes.add(_INSERT_DELIVERY, row("delivery", delivery))
-    tracking = {
+    _tracking(writes, delivery_id, DeliveryStatus.SCHEDULED, "scheduled", now)
+    return DeliveryScheduled(order_id=order_id, delivery_id=delivery_id)
+
+
+def _tracking(
+    writes: Writes, delivery_id: uuid.UUID, status: DeliveryStatus, note: str, now: datetime
+) -> None:
+    """The delivery's tracking event, written with the caller's other `writes`."""
+    event = {
         "id": uuid.uuid4(),
         "delivery_id": delivery_id,
-        "status": DeliveryStatus.SCHEDULED,
-        "note": "scheduled",
+        "status": status,
+        "note": note,
         "occurred_at": now,
     }
-    writes.add(_INSERT_TRACKING, row("tracking", tracking))
-    return DeliveryScheduled(order_id=order_id, delivery_id=delivery_id)
+    writes.add(_INSERT_TRACKING, row("tracking", event))
 
 
 DELIVERIES: Table = Delivery.__table__  # type: ignore[assignment]
 _DELIVERY_OF_ORDER = select(DELIVERIES.c.id, DELIVERIES.c.status).where(
     DELIVERIES.c.order_id == bindparam("order")
 )
+_LOCKED_DELIVERY_OF_ORDER = _DELIVERY_OF_ORDER.with_for_update()
 _INSERT_DELIVERY = insert_row(DELIVERIES, "delivery")
 _INSERT_TRACKING = insert_row(TrackingEvent.__table__, "tracking")  # type: ignore[arg-type]
+_CANCEL = (
+    update(DELIVERIES)
+    .where(DELIVERIES.c.id == bindparam("delivery"))
+    .values(status=DeliveryStatus.CANCELLED, updated_at=bindparam("now"))
+)
+_LEFT = (DeliveryStatus.DISPATCHED, DeliveryStatus.IN_TRANSIT, DeliveryStatus.DELIVERED)
 
 
 async def cancel_delivery(
-    session: AsyncSession,
+    tx: Tx,
+    writes: Writes,
     *,
     order_id: uuid.UUID,
     customer_id: uuid.UUID | None,
     address: Address | None,
 ) -> Message:
     """Cancel the order's delivery unless the parcel has left; then the cancel is refused."""
-    delivery = await session.scalar(
-        select(Delivery).where(Delivery.order_id == order_id).with_for_update()
-    )
+    delivery, now = await tx.row(_LOCKED_DELIVERY_OF_ORDER, {"order": order_id}), utcnow()
     if delivery is None:
         # Nothing scheduled yet (its command is late, or lost): a cancelled delivery is kept,
         # so that the schedule command, should it come, is refused and never applied.
-        delivery = Delivery(
-            order_id=order_id,
-            customer_id=customer_id,
-            status=DeliveryStatus.CANCELLED,
-            address=address.model_dump(mode="json") if address else None,
-        )
-        session.add(delivery)
-        await session.flush()
-        _track(session, delivery, "cancelled before it was scheduled")
-    elif delivery.status == DeliveryStatus.SCHEDULED:
-        delivery.status = DeliveryStatus.CANCELLED
-        _track(session, delivery, "cancelled with the order")
-    elif delivery.status in (
-        DeliveryStatus.DISPATCHED,
-        DeliveryStatus.IN_TRANSIT,
-        DeliveryStatus.DELIVERED,
-    ):
+        delivery_id = uuid.uuid4()
+        cancelled = {
+            "id": delivery_id,
+            "order_id": order_id,
+            "customer_id": customer_id,
+            "status": DeliveryStatus.CANCELLED,
+            "address": address.model_dump(mode="json") if address else None,
+            "created_at": now,
+            "updated_at": now,
+        }
+        writes.add(_INSERT_DELIVERY, row("delivery", cancelled))
+        note = "cancelled before it was scheduled"
+        _tracking(writes, delivery_id, DeliveryStatus.CANCELLED, note, now)
+    elif delivery["status"] == DeliveryStatus.SCHEDULED:
+        writes.add(_CANCEL, {"delivery": delivery["id"], "now": now})
+        _tracking(writes, delivery["id"], DeliveryStatus.CANCELLED, "cancelled with the order", now)
+    elif delivery["status"] in _LEFT:
         return DeliveryCancelRefused(
-            order_id=order_id,
-            delivery_id=delivery.id,
-            status=delivery.status.value,  # type: ignore[arg-type]
+            order_id=order_id, delivery_id=delivery["id"], status=delivery["status"]
         )
     # Cancelled now or before, or failed on the way: either way nothing will be delivered.
     return DeliveryCancelled(order_id=order_id)

@@ -11,7 +11,7 @@ def handlers(*, lease: timedelta) -> Handlers:
     async def reserve(ctx: HandlerContext, message: ReserveStock) -> None:
         await ctx.send(
             await stock.reserve_stock(
-                ctx.session,
+                ctx.tx,
                 ctx.writes,
                 order_id=message.order_id,
                 lines=message.lines,
@@ -21,14 +21,12 @@ def handlers(*, lease: timedelta) -> Handlers:
         )
 
     async def commit(ctx: HandlerContext, message: CommitStock) -> None:
-        await ctx.send(await stock.commit_stock(ctx.session, ctx.writes, order_id=message.order_id))
+        await ctx.send(await stock.commit_stock(ctx.tx, ctx.writes, order_id=message.order_id))
 
     async def release(ctx: HandlerContext, message: ReleaseStock) -> None:
-        await ctx.send(
-            await stock.release_stock(ctx.session, ctx.writes, order_id=message.order_id)
-        )
+        await ctx.send(await stock.release_stock(ctx.tx, ctx.writes, order_id=message.order_id))
 
     async def return_(ctx: HandlerContext, message: ReturnStock) -> None:
-        await ctx.send(await stock.return_stock(ctx.session, ctx.writes, order_id=message.order_id))
+        await ctx.send(await stock.return_stock(ctx.tx, ctx.writes, order_id=message.order_id))
 
     return {ReserveStock: reserve, CommitStock: commit, ReleaseStock: release, ReturnStock: return_}

@@ -25,9 +25,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         db: Database = app.state.db
 
         async def sweep() -> None:
-            async with db.unit_of_work() as session:
-                for message in await stock.expire_reservations(session):
-                    await outbox.add(session, message)
+            async with db.transaction() as tx:
+                for message in await stock.expire_reservations(tx):
+                    await outbox.add(tx, message)
 
         lease = timedelta(seconds=settings.reservation_lease_seconds)
         async with (

@@ -6,18 +6,19 @@ impossible whatever the code does. For every book, at every moment:
 stock taken in = available + reserved + sold.
 
 These run once or twice per order, so each is a few statements built once (SQLAlchemy Core,
-no ORM unit of work): the reads that lock what a movement touches, then its writes, which go
-with the caller's other `writes` (the reply's outbox row) in one statement.
+run by asyncpg in a `Tx`): the reads that lock what a movement touches, then its writes, which
+go with the caller's other `writes` (the reply's outbox row) in one statement.
 """
 
 import uuid
 from collections import Counter
 from datetime import datetime, timedelta
 
-from sqlalchemy import Integer, Table, Update, Uuid, bindparam, insert, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import Integer, Table, Update, Uuid, bindparam, func, insert, select, update
+from sqlalchemy.dialects.postgresql import ARRAY
 
 from bookstore_shared.columns import utcnow
+from bookstore_shared.db import Tx
 from bookstore_shared.messages import (
     Line,
     Message,
@@ -50,15 +51,14 @@ _LINES = (  # the order's lines, their books locked in id order before anything 
     .order_by(LINES.c.book_id)
     .with_for_update(of=BOOKS)
 )
+_IN_BOOKS = BOOKS.c.id == func.any(bindparam("books", type_=ARRAY(Uuid())))
 _BOOKS_TO_RESERVE = (
     select(BOOKS.c.id, BOOKS.c.title, BOOKS.c.price_cents, BOOKS.c.available, BOOKS.c.deleted_at)
-    .where(BOOKS.c.id.in_(bindparam("books", expanding=True)))
+    .where(_IN_BOOKS)
     .order_by(BOOKS.c.id)
     .with_for_update()
 )
-_TITLES = select(BOOKS.c.id, BOOKS.c.title).where(
-    BOOKS.c.id.in_(bindparam("books", expanding=True))
-)
+_TITLES = select(BOOKS.c.id, BOOKS.c.title).where(_IN_BOOKS)
 _INSERT_RESERVATION = insert_row(RESERVATIONS, "reservation")
 _LINE = {"book_id": Uuid(), "quantity": Integer(), "unit_price_cents": Integer()}
 _line = unnest("line", _LINE)
@@ -95,21 +95,21 @@ _RETURN = _moving(sold=-1, available=+1)
 
 
 async def _move(
-    session: AsyncSession,
+    tx: Tx,
     writes: Writes,
     statement: Update,
     order_id: uuid.UUID,
     status: ReservationStatus,
 ) -> None:
     """Apply a movement to each of the order's lines, and give its reservation `status`."""
-    lines = (await session.execute(_LINES, {"order": order_id})).mappings().all()
+    lines = await tx.rows(_LINES, {"order": order_id})
     now = utcnow()
     writes.add(statement, arrays("move", _MOVE, lines) | {"now": now})
     writes.add(_SET_STATUS, {"order": order_id, "new_status": status, "now": now})
 
 
 async def reserve_stock(
-    session: AsyncSession,
+    tx: Tx,
     writes: Writes,
     *,
     order_id: uuid.UUID,
@@ -118,33 +118,35 @@ async def reserve_stock(
     customer_id: uuid.UUID | None = None,
 ) -> Message:
     """All or nothing: every line is set aside, or none is and the short ones are named."""
-    existing = (await session.execute(_RESERVATION, {"order": order_id})).first()
+    existing = await tx.row(_RESERVATION, {"order": order_id})
     if existing is not None:  # the same order asked again (a retried command): same answer
-        return await _answer_for_existing(session, order_id, existing.status, existing.expires_at)
+        return await _answer_for_existing(tx, order_id, existing["status"], existing["expires_at"])
 
     wanted = Counter[uuid.UUID]()
     for line in lines:
         wanted[line.book_id] += line.quantity
-    books = {
-        row.id: row for row in await session.execute(_BOOKS_TO_RESERVE, {"books": sorted(wanted)})
-    }
+    books = {row["id"]: row for row in await tx.rows(_BOOKS_TO_RESERVE, {"books": sorted(wanted)})}
     short = [
         ShortLine(
             book_id=book_id,
             requested=quantity,
-            available=books[book_id].available if book_id in books else 0,
+            available=books[book_id]["available"] if book_id in books else 0,
         )
         for book_id, quantity in sorted(wanted.items())
         if book_id not in books
-        or books[book_id].deleted_at is not None
-        or books[book_id].available < quantity
+        or books[book_id]["deleted_at"] is not None
+        or books[book_id]["available"] < quantity
     ]
     if short:
         return StockRejected(order_id=order_id, short=short)
 
     now, expires_at = utcnow(), utcnow() + lease
     lines = [
-        {"book_id": book_id, "quantity": quantity, "unit_price_cents": books[book_id].price_cents}
+        {
+            "book_id": book_id,
+            "quantity": quantity,
+            "unit_price_cents": books[book_id]["price_cents"],
+        }
         for book_id, quantity in sorted(wanted.items())
     ]
     writes.add(_RESERVE, arrays("move", _MOVE, lines) | {"now": now})
@@ -158,8 +160,8 @@ async def reserve_stock(
             PricedLine(
                 book_id=book_id,
                 quantity=quantity,
-                title=books[book_id].title,
-                unit_price_cents=books[book_id].price_cents,
+                title=books[book_id]["title"],
+                unit_price_cents=books[book_id]["price_cents"],
             )
             for book_id, quantity in sorted(wanted.items())
         ],
@@ -168,22 +170,23 @@ async def reserve_stock(
 
 
 async def _answer_for_existing(
-    session: AsyncSession, order_id: uuid.UUID, status: ReservationStatus, expires_at: object
+    tx: Tx, order_id: uuid.UUID, status: ReservationStatus, expires_at: object
 ) -> Message:
     if status not in (ReservationStatus.HELD, ReservationStatus.COMMITTED):
         return ReservationExpired(order_id=order_id)
-    lines = (await session.execute(_LINES, {"order": order_id})).all()
-    titles = dict(
-        (await session.execute(_TITLES, {"books": [x.book_id for x in lines]})).tuples().all()
-    )
+    lines = await tx.rows(_LINES, {"order": order_id})
+    titles = {
+        row["id"]: row["title"]
+        for row in await tx.rows(_TITLES, {"books": [line["book_id"] for line in lines]})
+    }
     return StockReserved(
         order_id=order_id,
         lines=[
             PricedLine(
-                book_id=line.book_id,
-                quantity=line.quantity,
-                title=titles.get(line.book_id, ""),
-                unit_price_cents=line.unit_price_cents,
+                book_id=line["book_id"],
+                quantity=line["quantity"],
+                title=titles.get(line["book_id"], ""),
+                unit_price_cents=line["unit_price_cents"],
             )
             for line in lines
         ],
@@ -191,42 +194,42 @@ async def _answer_for_existing(
     )
 
 
-async def _status(session: AsyncSession, order_id: uuid.UUID) -> ReservationStatus | None:
-    row = (await session.execute(_RESERVATION, {"order": order_id})).first()
-    return None if row is None else row.status  # type: ignore[no-any-return]
+async def _status(tx: Tx, order_id: uuid.UUID) -> ReservationStatus | None:
+    row = await tx.row(_RESERVATION, {"order": order_id})
+    return None if row is None else ReservationStatus(row["status"])
 
 
-async def commit_stock(session: AsyncSession, writes: Writes, *, order_id: uuid.UUID) -> Message:
-    status = await _status(session, order_id)
+async def commit_stock(tx: Tx, writes: Writes, *, order_id: uuid.UUID) -> Message:
+    status = await _status(tx, order_id)
     if status is None:
         return StockCommitRejected(order_id=order_id, reason="no reservation for this order")
     if status == ReservationStatus.COMMITTED:
         return StockCommitted(order_id=order_id)
     if status != ReservationStatus.HELD:
         return StockCommitRejected(order_id=order_id, reason=f"reservation {status}")
-    await _move(session, writes, _COMMIT, order_id, ReservationStatus.COMMITTED)
+    await _move(tx, writes, _COMMIT, order_id, ReservationStatus.COMMITTED)
     return StockCommitted(order_id=order_id)
 
 
-async def release_stock(session: AsyncSession, writes: Writes, *, order_id: uuid.UUID) -> Message:
-    status = await _status(session, order_id)
+async def release_stock(tx: Tx, writes: Writes, *, order_id: uuid.UUID) -> Message:
+    status = await _status(tx, order_id)
     if status is None:
         _tombstone(writes, order_id, ReservationStatus.RELEASED)
     elif status == ReservationStatus.HELD:
-        await _move(session, writes, _RELEASE, order_id, ReservationStatus.RELEASED)
+        await _move(tx, writes, _RELEASE, order_id, ReservationStatus.RELEASED)
     return StockReleased(order_id=order_id)
 
 
-async def return_stock(session: AsyncSession, writes: Writes, *, order_id: uuid.UUID) -> Message:
+async def return_stock(tx: Tx, writes: Writes, *, order_id: uuid.UUID) -> Message:
     """Sold stock back on the shelf. Held stock (the sale had not happened yet: its command is
     late) is released instead, and the sale can no longer happen."""
-    status = await _status(session, order_id)
+    status = await _status(tx, order_id)
     if status is None:
         _tombstone(writes, order_id, ReservationStatus.RETURNED)
     elif status == ReservationStatus.COMMITTED:
-        await _move(session, writes, _RETURN, order_id, ReservationStatus.RETURNED)
+        await _move(tx, writes, _RETURN, order_id, ReservationStatus.RETURNED)
     elif status == ReservationStatus.HELD:
-        await _move(session, writes, _RELEASE, order_id, ReservationStatus.RETURNED)
+        await _move(tx, writes, _RELEASE, order_id, ReservationStatus.RETURNED)
     return StockReturned(order_id=order_id)
 
 
@@ -256,24 +259,24 @@ def _insert_reservation(
     writes.add(_INSERT_RESERVATION, row("reservation", reservation))
 
 
-async def expire_reservations(session: AsyncSession, *, limit: int = 100) -> list[Message]:
+_EXPIRED = (
+    select(RESERVATIONS.c.order_id)
+    .where(
+        RESERVATIONS.c.status == ReservationStatus.HELD,
+        RESERVATIONS.c.expires_at < bindparam("now"),
+    )
+    .order_by(RESERVATIONS.c.expires_at)
+    .limit(bindparam("limit"))
+    .with_for_update(skip_locked=True)
+)
+
+
+async def expire_reservations(tx: Tx, *, limit: int = 100) -> list[Message]:
     """Release held stock whose lease has run out; replicas share the work (SKIP LOCKED)."""
-    expired = (
-        await session.execute(
-            select(RESERVATIONS.c.order_id)
-            .where(
-                RESERVATIONS.c.status == ReservationStatus.HELD,
-                RESERVATIONS.c.expires_at < utcnow(),
-            )
-            .order_by(RESERVATIONS.c.expires_at)
-            .limit(limit)
-            .with_for_update(skip_locked=True)
-        )
-    ).scalars()
     messages: list[Message] = []
-    for order_id in expired.all():
+    for expired in await tx.rows(_EXPIRED, {"now": utcnow(), "limit": limit}):
         writes = Writes()
-        await _move(session, writes, _RELEASE, order_id, ReservationStatus.EXPIRED)
-        await writes.run(session)
-        messages.append(ReservationExpired(order_id=order_id))
+        await _move(tx, writes, _RELEASE, expired["order_id"], ReservationStatus.EXPIRED)
+        await writes.run(tx)
+        messages.append(ReservationExpired(order_id=expired["order_id"]))
     return messages

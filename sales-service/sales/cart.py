@@ -9,7 +9,7 @@ message more.
 """
 
 import uuid
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Response, status
 from pydantic import BaseModel, ConfigDict, Field
@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bookstore_shared.columns import WholeNumber, utcnow
 from bookstore_shared.consumer import HandlerContext, Handlers
-from bookstore_shared.db import SessionDep
+from bookstore_shared.db import SessionDep, Tx
 from bookstore_shared.errors import DomainError, NotFound
 from bookstore_shared.identity import CurrentUser, Principal
 from bookstore_shared.messages import BookChanged
@@ -160,21 +160,24 @@ async def empty(session: AsyncSession, customer_id: uuid.UUID) -> None:
     await session.execute(delete(ITEMS).where(ITEMS.c.customer_id == customer_id))
 
 
-async def take(session: AsyncSession, customer_id: uuid.UUID) -> list[tuple[uuid.UUID, int]]:
+_TAKE = (
+    delete(ITEMS)
+    .where(ITEMS.c.customer_id == bindparam("customer"))
+    .returning(ITEMS.c.book_id, ITEMS.c.quantity, ITEMS.c.added_at)
+)
+
+
+async def take(tx: Tx, customer_id: uuid.UUID) -> list[tuple[uuid.UUID, int]]:
     """The cart's lines for an order, and the cart emptied, in the caller's transaction."""
-    await _lock(session, customer_id)
-    lines = [
-        (row.book_id, row.quantity)
-        for row in await session.execute(
-            select(ITEMS.c.book_id, ITEMS.c.quantity)
-            .where(ITEMS.c.customer_id == customer_id)
-            .order_by(ITEMS.c.added_at, ITEMS.c.book_id)
-        )
-    ]
-    if not lines:
+    await tx.value(_LOCK, {"customer": customer_id, "now": utcnow()})
+    taken = sorted(await tx.rows(_TAKE, {"customer": customer_id}), key=_in_added_order)
+    if not taken:
         raise CartEmpty("Add books to the cart first: POST /api/cart/items.")
-    await empty(session, customer_id)
-    return lines
+    return [(row["book_id"], row["quantity"]) for row in taken]
+
+
+def _in_added_order(row: Any) -> tuple[Any, ...]:
+    return row["added_at"], row["book_id"]
 
 
 # --- The catalog as sales keeps it ----------------------------------------------------------

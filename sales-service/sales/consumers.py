@@ -60,21 +60,19 @@ def saga_handlers(
 
     def bind(on_answer: Any) -> Any:
         async def handle(ctx: HandlerContext, message: Message) -> None:
-            order = await saga_store.lock_order(
-                ctx.session, message.order_id, with_lines=on_answer is saga.on_stock_reserved
-            )
+            order = await saga_store.lock_order(ctx.tx, message.order_id)
             if order is None:
                 log.warning("saga_reply_for_unknown_order", order_id=str(message.order_id))
                 return
             run = saga_store.Saga(
-                ctx.session,
+                ctx.tx,
                 outbox,
                 step_timeout,
                 causation_id=ctx.envelope.message_id,
                 reply=message,
                 reply_message_id=ctx.envelope.message_id,
                 writes=ctx.writes,
-                payments=functools.partial(payments.authorize, ctx.session, ctx.writes, provider),
+                payments=functools.partial(payments.authorize, ctx.tx, ctx.writes, provider),
             )
             await on_answer(run, order, message)
             await run.save(order)

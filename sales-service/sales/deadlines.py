@@ -10,7 +10,7 @@ import uuid
 from datetime import timedelta
 
 import structlog
-from sqlalchemy import select
+from sqlalchemy import Table, bindparam, select, update
 
 from bookstore_shared import metrics
 from bookstore_shared.columns import utcnow
@@ -30,6 +30,28 @@ from sales.saga import fail
 from sales.saga_store import Saga, lock_order
 
 log = structlog.get_logger(__name__)
+STEPS: Table = SagaStep.__table__  # type: ignore[assignment]
+_OVERDUE = (
+    select(STEPS.c.id, STEPS.c.order_id)
+    .where(STEPS.c.status == StepStatus.SENT, STEPS.c.deadline_at < bindparam("now"))
+    .order_by(STEPS.c.deadline_at)
+    .limit(bindparam("limit"))
+)
+_STEP = select(STEPS).where(STEPS.c.id == bindparam("step")).with_for_update()
+_RESENT = (
+    update(STEPS)
+    .where(STEPS.c.id == bindparam("step"))
+    .values(
+        command_message_id=bindparam("message"),
+        attempts=STEPS.c.attempts + 1,
+        deadline_at=bindparam("deadline"),
+    )
+)
+_TIMED_OUT = (
+    update(STEPS)
+    .where(STEPS.c.id == bindparam("step"))
+    .values(status=StepStatus.TIMED_OUT, answered_at=bindparam("now"))
+)
 
 # When an action never gets an answer, assume the worst of it, so compensation undoes it.
 _ASSUME_DONE = {
@@ -50,15 +72,8 @@ async def handle_overdue_steps(
 ) -> int:
     """Resend commands nobody answered in time; after `max_attempts`, compensate instead.
     Returns how many overdue steps this round acted on."""
-    async with db.unit_of_work() as session:
-        overdue = (
-            await session.execute(
-                select(SagaStep.id, SagaStep.order_id)
-                .where(SagaStep.status == StepStatus.SENT, SagaStep.deadline_at < utcnow())  # type: ignore[arg-type]
-                .order_by(SagaStep.deadline_at)
-                .limit(limit)
-            )
-        ).all()
+    async with db.autocommit() as tx:
+        overdue = await tx.rows(_OVERDUE, {"now": utcnow(), "limit": limit})
     acted = 0
     for step_id, order_id in overdue:
         try:
@@ -84,29 +99,30 @@ async def _handle_overdue_step(
     step_timeout: timedelta,
     max_attempts: int,
 ) -> int:
-    async with db.unit_of_work() as session:
-        order = await lock_order(session, order_id)  # the order first, as every handler does
-        step = await session.get(SagaStep, step_id, with_for_update=True)
+    async with db.transaction() as tx:
+        order = await lock_order(tx, order_id)  # the order first, as every handler does
+        step = await tx.row(_STEP, {"step": step_id})
         if order is None or step is None:
             return 0
-        if step.status != StepStatus.SENT or step.deadline_at >= utcnow():
+        if step["status"] != StepStatus.SENT or step["deadline_at"] >= utcnow():
             return 0  # answered, or resent by another replica, since it was picked
-        saga = Saga(session, outbox, step_timeout)
-        if step.kind == StepKind.COMPENSATION or step.attempts < max_attempts:
-            command = MESSAGE_TYPES[step.command_type].model_validate(step.command)
-            envelope = await outbox.add(session, command)
-            step.command_message_id = envelope.message_id
-            step.attempts += 1
-            on_commit(session, metrics.STEP_RESENDS.labels(step.name).inc)
-            step.deadline_at = utcnow() + step_timeout * step.attempts
+        saga = Saga(tx, outbox, step_timeout)
+        name, attempts = step["name"], step["attempts"]
+        if step["kind"] == StepKind.COMPENSATION or attempts < max_attempts:
+            command = MESSAGE_TYPES[step["command_type"]].model_validate(step["command"])
+            envelope = await outbox.add(tx, command)
+            deadline = utcnow() + step_timeout * (attempts + 1)
+            resent = {"step": step_id, "message": envelope.message_id, "deadline": deadline}
+            await tx.value(_RESENT, resent)
+            on_commit(tx, metrics.STEP_RESENDS.labels(name).inc)
             log.warning(
-                "saga_step_resent", order_id=str(order_id), step=step.name, attempts=step.attempts
+                "saga_step_resent", order_id=str(order_id), step=name, attempts=attempts + 1
             )
             return 1
-        step.status, step.answered_at = StepStatus.TIMED_OUT, utcnow()
-        field, assumed = _ASSUME_DONE[step.name]
+        await tx.value(_TIMED_OUT, {"step": step_id, "now": utcnow()})
+        field, assumed = _ASSUME_DONE[name]
         setattr(order, field, assumed)
-        log.warning("saga_step_timed_out", order_id=str(order_id), step=step.name)
-        await fail(saga, order, CancelReason.EXPIRED, {"reason": f"{step.name} got no answer"})
+        log.warning("saga_step_timed_out", order_id=str(order_id), step=name)
+        await fail(saga, order, CancelReason.EXPIRED, {"reason": f"{name} got no answer"})
         await saga.save(order)
         return 1

@@ -14,10 +14,10 @@ from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy import Table, bindparam, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from bookstore_shared.columns import utcnow
 from bookstore_shared.consumer import HandlerContext, Handlers
+from bookstore_shared.db import Tx
 from bookstore_shared.messages import (
     AuthorizePayment,
     PaymentAuthorized,
@@ -153,14 +153,14 @@ def _new_payment(writes: Writes, **values: Any) -> dict[str, Any]:
 
 
 async def authorize(
-    session: AsyncSession, writes: Writes, provider: CardProvider, command: AuthorizePayment
+    tx: Tx, writes: Writes, provider: CardProvider, command: AuthorizePayment
 ) -> PaymentAuthorized | PaymentDeclined:
     """Authorise an order's payment once: the provider's idempotency key is the order, and the
     payment row goes with the caller's `writes`, in its transaction. Asked again (a retried
     command), the same answer as the first time; after a refund that came first, declined."""
-    found = (await session.execute(_PAYMENT_OF_ORDER, {"order": command.order_id})).first()
+    found = await tx.row(_PAYMENT_OF_ORDER, {"order": command.order_id})
     if found is not None:
-        payment = dict(found._mapping)
+        payment = dict(found)
     else:
         result = await provider.authorize(
             token=command.payment_token,
@@ -191,29 +191,27 @@ def handlers(provider: CardProvider) -> Handlers:
     by the deadline sweeper, for a step begun before payment was folded into the saga."""
 
     async def authorize_command(ctx: HandlerContext, message: AuthorizePayment) -> None:
-        await ctx.send(await authorize(ctx.session, ctx.writes, provider, message))
+        await ctx.send(await authorize(ctx.tx, ctx.writes, provider, message))
 
     async def refund(ctx: HandlerContext, message: RefundPayment) -> None:
-        payment = (
-            await ctx.session.execute(_PAYMENT_OF_ORDER, {"order": message.order_id})
-        ).first()
+        payment = await ctx.tx.row(_PAYMENT_OF_ORDER, {"order": message.order_id})
         refunded = 0
         if payment is None:
             # Nothing authorised yet (the command is late, or lost): a voided payment is kept,
             # so that the authorisation, should it come, is refused and never made.
             voided = PaymentStatus.VOIDED
             _new_payment(ctx.writes, order_id=message.order_id, amount_cents=0, status=voided)
-        elif payment.status == PaymentStatus.AUTHORIZED:
-            assert payment.provider_reference is not None
+        elif payment["status"] == PaymentStatus.AUTHORIZED:
+            assert payment["provider_reference"] is not None
             await provider.refund(
-                reference=payment.provider_reference,
-                amount_cents=payment.amount_cents,
+                reference=payment["provider_reference"],
+                amount_cents=payment["amount_cents"],
                 idempotency_key=f"refund:{message.order_id}",
             )
-            ctx.writes.add(_REFUNDED, {"payment": payment.id, "now": utcnow()})
-            refunded = payment.amount_cents
+            ctx.writes.add(_REFUNDED, {"payment": payment["id"], "now": utcnow()})
+            refunded = payment["amount_cents"]
         else:
-            refunded = payment.refunded_cents
+            refunded = payment["refunded_cents"]
         await ctx.send(PaymentRefunded(order_id=message.order_id, refunded_cents=refunded))
 
     return {AuthorizePayment: authorize_command, RefundPayment: refund}

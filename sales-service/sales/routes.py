@@ -1,7 +1,7 @@
 import asyncio
 import contextlib
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from datetime import timedelta
 from typing import Annotated, Any
 
@@ -10,16 +10,14 @@ from fastapi.responses import JSONResponse
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 from pydantic import WithJsonSchema
 from sqlalchemy import RowMapping, Table, func, select
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from bookstore_shared.db import Database, SessionDep
+from bookstore_shared.db import Database, SessionDep, Tx
 from bookstore_shared.identity import CurrentUser
 from bookstore_shared.pagination import Page, PageDep
 from bookstore_shared.prefer import requested_wait
 from sales import service
 from sales.config import Settings
 from sales.models import (
-    IdempotencyKey,
     OrderEvent,
     OrderEventPublic,
     OrderPublic,
@@ -49,16 +47,15 @@ PreferHeader = Annotated[
 ]
 
 
-def _saga(request: Request, session: AsyncSession) -> Saga:
-    return Saga(session, request.app.state.outbox, request.app.state.step_timeout)
+def _saga(request: Request, tx: Tx) -> Saga:
+    return Saga(tx, request.app.state.outbox, request.app.state.step_timeout)
 
 
 async def _read_public(db: Database, order_id: uuid.UUID) -> tuple[OrderPublic, bool]:
-    # The order, then its lines: they only ever gain their prices, with the order's total.
-    async with db.reads() as session:
-        order = await read_order(session, order_id)
-        assert order is not None
-        return OrderPublic.of(order), order.saga_state == SagaState.COMPLETED
+    async with db.autocommit() as tx:  # one statement, the order with its lines
+        order = await read_order(tx, order_id)
+    assert order is not None
+    return OrderPublic.of(order), order.saga_state == SagaState.COMPLETED
 
 
 async def _wait_until_final(
@@ -78,19 +75,20 @@ async def _wait_until_final(
             return public, final
 
 
-async def _replay(db: Database, earlier: IdempotencyKey) -> JSONResponse:
+async def _replay(db: Database, earlier: Mapping[str, Any]) -> JSONResponse:
     """The answer the first request with this Idempotency-Key gave (or, if it died before
     answering, the order as it is now)."""
-    assert earlier.order_id is not None
-    body, code = earlier.response_body, earlier.response_status
+    order_id = earlier["order_id"]
+    assert order_id is not None
+    body, code = earlier["response_body"], earlier["response_status"]
     if body is None:
-        current, final = await _read_public(db, earlier.order_id)
+        current, final = await _read_public(db, order_id)
         body = current.model_dump(mode="json")
         code = status.HTTP_201_CREATED if final else status.HTTP_202_ACCEPTED
     return JSONResponse(
         body,
         status_code=code or status.HTTP_202_ACCEPTED,
-        headers={"Location": f"/api/orders/{earlier.order_id}", "Idempotent-Replayed": "true"},
+        headers={"Location": f"/api/orders/{order_id}", "Idempotent-Replayed": "true"},
     )
 
 
@@ -115,10 +113,10 @@ async def place_order(
     )
     wait = requested_wait(prefer)
     with contextlib.ExitStack() as watching:
-        async with db.unit_of_work() as session:
+        async with db.transaction() as tx:
             if idempotency_key:
                 earlier = await service.claim_idempotency_key(
-                    session,
+                    tx,
                     customer_id=user.user_id,
                     key=idempotency_key,
                     fingerprint=fingerprint,
@@ -128,8 +126,8 @@ async def place_order(
                 if earlier is not None:
                     return await _replay(db, earlier)
             order = await service.place_order(
-                session,
-                saga_run=_saga(request, session),
+                tx,
+                saga_run=_saga(request, tx),
                 provider=request.app.state.card_provider,
                 customer=user,
                 data=data,
@@ -137,7 +135,7 @@ async def place_order(
             order_id, public, final = order.id, OrderPublic.of(order), False
             if idempotency_key:
                 await service.link_idempotency_key(
-                    session, customer_id=user.user_id, key=idempotency_key, order_id=order_id
+                    tx, customer_id=user.user_id, key=idempotency_key, order_id=order_id
                 )
             if wait is not None:  # watched before the commit: no change of it can slip by
                 watcher = watching.enter_context(request.app.state.watch.watching(order_id))
@@ -150,9 +148,9 @@ async def place_order(
     code = status.HTTP_201_CREATED if final else status.HTTP_202_ACCEPTED
     body = public.model_dump(mode="json")
     if idempotency_key:
-        async with db.unit_of_work() as session:
+        async with db.autocommit() as tx:
             await service.record_idempotent_response(
-                session,
+                tx,
                 customer_id=user.user_id,
                 key=idempotency_key,
                 order_id=order_id,
@@ -268,13 +266,13 @@ async def get_order_saga(order_id: uuid.UUID, session: SessionDep, user: Current
 
 
 @router.post("/{order_id}/cancel", status_code=status.HTTP_202_ACCEPTED)
-async def cancel_order(
-    order_id: uuid.UUID, request: Request, session: SessionDep, user: CurrentUser
-) -> OrderPublic:
+async def cancel_order(order_id: uuid.UUID, request: Request, user: CurrentUser) -> OrderPublic:
     """Cancel an order that has not shipped: the payment is refunded and the stock put back."""
-    order = await service.cancel_order(
-        session, saga_run=_saga(request, session), order_id=order_id, principal=user
-    )
+    db: Database = request.app.state.db
+    async with db.transaction() as tx:
+        order = await service.cancel_order(
+            tx, saga_run=_saga(request, tx), order_id=order_id, principal=user
+        )
     return OrderPublic.of(order)
 
 

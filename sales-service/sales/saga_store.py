@@ -1,9 +1,10 @@
 """The saga's hold on one order within one transaction.
 
-`SagaOrder` is an order's row as the saga reads and changes it (`lock_order` reads it locked);
-`Saga` gathers what a step sends (commands, to the outbox), performs (the payment) and
-answers, and `Saga.save` writes it all with the order's changes in one statement
-(`bookstore_shared.writes`). What each answer does to an order is in `saga.py`.
+`SagaOrder` is an order's row as the saga reads and changes it (`lock_order` reads it locked,
+its lines with it, in one statement); `Saga` gathers what a step sends (commands, to the
+outbox), performs (the payment) and answers, and `Saga.save` writes it all with the order's
+changes in one statement (`bookstore_shared.writes`). Both run in a `Tx`: asyncpg itself, no
+ORM on this path. What each answer does to an order is in `saga.py`.
 """
 
 import uuid
@@ -15,6 +16,7 @@ from typing import Any
 import structlog
 from sqlalchemy import (
     DateTime,
+    Enum,
     Integer,
     String,
     Table,
@@ -26,12 +28,11 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.dialects.postgresql import JSONB, aggregate_order_by
 
 from bookstore_shared import metrics
 from bookstore_shared.columns import utcnow
-from bookstore_shared.db import on_commit
+from bookstore_shared.db import Tx, on_commit
 from bookstore_shared.messages import (
     AuthorizePayment,
     CancelDelivery,
@@ -159,38 +160,52 @@ class SagaOrder:
 
 
 _UNSET = object()
+# The order's columns that hold an enum's values: read back as members of their enum.
+_ENUMS = {c.name: c.type.enum_class for c in ORDERS.columns if isinstance(c.type, Enum)}
+# The order and its lines in one statement: the lines as a JSON array, in book order.
+_LINES_OF_ORDER = (
+    select(
+        func.json_agg(
+            aggregate_order_by(
+                func.json_build_array(
+                    LINES.c.id,
+                    LINES.c.book_id,
+                    LINES.c.quantity,
+                    LINES.c.title,
+                    LINES.c.unit_price_cents,
+                ),
+                LINES.c.book_id,
+            )
+        )
+    )
+    .where(LINES.c.order_id == ORDERS.c.id)
+    .scalar_subquery()
+)
+_ORDER = select(ORDERS, _LINES_OF_ORDER.label("lines")).where(ORDERS.c.id == bindparam("order"))
+_LOCKED_ORDER = _ORDER.with_for_update(of=ORDERS)
 
 
-async def lock_order(
-    session: AsyncSession, order_id: uuid.UUID, *, with_lines: bool = True
-) -> SagaOrder | None:
+async def lock_order(tx: Tx, order_id: uuid.UUID) -> SagaOrder | None:
     """The order, locked: answers about one order are applied one at a time."""
-    return await read_order(session, order_id, lock=True, with_lines=with_lines)
+    return _saga_order(await tx.row(_LOCKED_ORDER, {"order": order_id}))
 
 
-async def read_order(
-    session: AsyncSession, order_id: uuid.UUID, *, lock: bool = False, with_lines: bool = True
-) -> SagaOrder | None:
-    query = select(ORDERS).where(ORDERS.c.id == order_id)
-    row = (await session.execute(query.with_for_update() if lock else query)).first()
+async def read_order(tx: Tx, order_id: uuid.UUID) -> SagaOrder | None:
+    return _saga_order(await tx.row(_ORDER, {"order": order_id}))
+
+
+def _saga_order(row: Any) -> SagaOrder | None:
     if row is None:
         return None
-    stored = dict(row._mapping)
-    order = SagaOrder(**stored, _stored=stored)
-    if with_lines:
-        lines = await session.execute(
-            select(
-                LINES.c.id,
-                LINES.c.book_id,
-                LINES.c.quantity,
-                LINES.c.title,
-                LINES.c.unit_price_cents,
-            )
-            .where(LINES.c.order_id == order_id)
-            .order_by(LINES.c.book_id)
-        )
-        order.lines = [SagaLine(*line) for line in lines]
-    return order
+    stored = {name: row[name] for name in _COLUMNS}
+    for name, enum in _ENUMS.items():
+        if stored[name] is not None:
+            stored[name] = enum(stored[name])
+    lines = [
+        SagaLine(uuid.UUID(id_), uuid.UUID(book_id), quantity, title, price)
+        for id_, book_id, quantity, title, price in row["lines"] or ()
+    ]
+    return SagaOrder(**stored, lines=lines, _stored=dict(stored))
 
 
 @dataclass
@@ -198,7 +213,7 @@ class Saga:
     """One order's saga within one transaction: what it sends and what it answers are written
     with the order's changes when it is saved, all in one statement."""
 
-    session: AsyncSession
+    tx: Tx
     outbox: Outbox
     step_timeout: timedelta
     causation_id: uuid.UUID | None = None
@@ -303,7 +318,7 @@ class Saga:
             payload = f"{order.id}:{order.saga_state.value}:{order.customer_id}"
             writes.then(_NOTIFY, {"notify_payload": payload})
         if self.writes is None:
-            await writes.run(self.session)
+            await writes.run(self.tx)
         order._stored = order.columns()
         self._commands, self._answers, self._priced = [], [], False
 
@@ -318,16 +333,16 @@ class Saga:
                 metrics.ORDERS_FINISHED.labels(status, reason.value if reason else "").inc()
                 metrics.SAGA_DURATION.labels(status).observe(seconds)
 
-            on_commit(self.session, finished)
+            on_commit(self.tx, finished)
         for command in self._commands:
             name, kind = STEP_NAMES[type(command)]
             if kind == StepKind.COMPENSATION:
-                on_commit(self.session, metrics.COMPENSATIONS.labels(name).inc)
+                on_commit(self.tx, metrics.COMPENSATIONS.labels(name).inc)
 
     def _write_steps(self, order: SagaOrder, writes: Writes) -> None:
         """The commands into the outbox, and a step for each, and for each step performed."""
         envelopes, messages = self.outbox.stage(
-            self.session, self._commands, causation_id=self.causation_id
+            self.tx, self._commands, causation_id=self.causation_id
         )
         steps = list(self._performed)
         for envelope, command in zip(envelopes, self._commands, strict=True):
@@ -383,6 +398,7 @@ _STEP = {
     "detail": JSONB(),
     "answered_at": DateTime(timezone=True),
 }
+_COLUMNS = [c.name for c in ORDERS.columns]
 # What a saga may change of an order (everything but who placed it, and when).
 _MUTABLE = [c.name for c in ORDERS.columns if c.name not in ("id", "customer_id", "created_at")]
 

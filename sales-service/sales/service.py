@@ -7,13 +7,15 @@ import uuid
 from datetime import timedelta
 from typing import Any
 
+import asyncpg
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, model_validator
-from sqlalchemy import func, select
+from sqlalchemy import Table, bindparam, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
 from bookstore_shared.columns import WholeNumber, utcnow
+from bookstore_shared.db import Tx
 from bookstore_shared.identity import Principal
 from bookstore_shared.messages import Address
 from bookstore_shared.pagination import PageParams
@@ -101,7 +103,7 @@ async def list_orders(
 
 
 async def place_order(
-    session: AsyncSession,
+    tx: Tx,
     *,
     saga_run: saga_store.Saga,
     provider: CardProvider,
@@ -111,7 +113,7 @@ async def place_order(
     """Create the order (pending) and start its saga; the card is exchanged for a token."""
     assert customer.user_id is not None
     if data.from_cart:
-        lines = await cart.take(session, customer.user_id)
+        lines = await cart.take(tx, customer.user_id)
     else:
         lines = [(item.book_id, item.quantity) for item in data.items]
     order = saga_store.SagaOrder.new(
@@ -127,9 +129,9 @@ async def place_order(
 
 
 async def cancel_order(
-    session: AsyncSession, *, saga_run: saga_store.Saga, order_id: uuid.UUID, principal: Principal
+    tx: Tx, *, saga_run: saga_store.Saga, order_id: uuid.UUID, principal: Principal
 ) -> saga_store.SagaOrder:
-    order = await saga_store.lock_order(session, order_id)
+    order = await saga_store.lock_order(tx, order_id)
     if order is None or not principal.can_see(order.customer_id):
         raise OrderNotFound(f"No order with id {order_id}.")
     if order.status in (OrderStatus.SHIPPED, OrderStatus.DELIVERED) or order.delivery_state in (
@@ -163,48 +165,68 @@ def request_fingerprint(body: dict[str, Any], *, secret: str) -> str:
     return hmac.new(secret.encode(), canonical.encode(), hashlib.sha256).hexdigest()
 
 
+KEYS: Table = IdempotencyKey.__table__  # type: ignore[assignment]
+_OF_KEY = (KEYS.c.customer_id == bindparam("customer"), KEYS.c.key == bindparam("idempotency_key"))
+_CLAIM_KEY = (
+    insert(KEYS)
+    .values(
+        customer_id=bindparam("customer"),
+        key=bindparam("idempotency_key"),
+        request_hash=bindparam("fingerprint"),
+        created_at=bindparam("now"),
+    )
+    .on_conflict_do_nothing()
+    .returning(KEYS.c.key)
+)
+_EARLIER = select(KEYS).where(*_OF_KEY)
+_LINK_KEY = update(KEYS).where(*_OF_KEY).values(order_id=bindparam("order"))
+_ANSWER_KEY = (
+    update(KEYS)
+    .where(*_OF_KEY)
+    .values(
+        order_id=bindparam("order"),
+        response_status=bindparam("status"),
+        response_body=bindparam("body", type_=KEYS.c.response_body.type),
+    )
+)
+
+
 async def claim_idempotency_key(
-    session: AsyncSession,
+    tx: Tx,
     *,
     customer_id: uuid.UUID,
     key: str,
     fingerprint: str,
     abandoned_after: timedelta,
-) -> IdempotencyKey | None:
+) -> asyncpg.Record | None:
     """None if the key is new (now claimed); else the earlier request's record, if finished.
 
     A record with an order but no answer, older than any request may run, belongs to a request
     that died after creating its order: it is returned too (without an answer to replay)."""
-    claimed = await session.execute(
-        insert(IdempotencyKey)
-        .values(customer_id=customer_id, key=key, request_hash=fingerprint)
-        .on_conflict_do_nothing()
-        .returning(IdempotencyKey.key)  # type: ignore[arg-type]
-    )
-    if claimed.first() is not None:
+    of_key = {"customer": customer_id, "idempotency_key": key}
+    claimed = await tx.row(_CLAIM_KEY, of_key | {"fingerprint": fingerprint, "now": utcnow()})
+    if claimed is not None:
         return None
-    earlier = await session.get(IdempotencyKey, (customer_id, key))
+    earlier = await tx.row(_EARLIER, of_key)
     assert earlier is not None
-    if earlier.request_hash != fingerprint:
+    if earlier["request_hash"] != fingerprint:
         raise IdempotencyKeyReused("This Idempotency-Key was used with a different request.")
-    if earlier.response_status is None:
-        if earlier.order_id is not None and earlier.created_at < utcnow() - abandoned_after:
+    if earlier["response_status"] is None:
+        if earlier["order_id"] is not None and earlier["created_at"] < utcnow() - abandoned_after:
             return earlier
         raise IdempotencyKeyInFlight("The first request with this key has not finished yet.")
     return earlier
 
 
 async def link_idempotency_key(
-    session: AsyncSession, *, customer_id: uuid.UUID, key: str, order_id: uuid.UUID
+    tx: Tx, *, customer_id: uuid.UUID, key: str, order_id: uuid.UUID
 ) -> None:
     """Note the order on the key in the transaction that creates it."""
-    record = await session.get(IdempotencyKey, (customer_id, key))
-    assert record is not None
-    record.order_id = order_id
+    await tx.value(_LINK_KEY, {"customer": customer_id, "idempotency_key": key, "order": order_id})
 
 
 async def record_idempotent_response(
-    session: AsyncSession,
+    tx: Tx,
     *,
     customer_id: uuid.UUID,
     key: str,
@@ -212,6 +234,5 @@ async def record_idempotent_response(
     status: int,
     body: dict[str, Any],
 ) -> None:
-    record = await session.get(IdempotencyKey, (customer_id, key))
-    assert record is not None
-    record.order_id, record.response_status, record.response_body = order_id, status, body
+    params = {"customer": customer_id, "idempotency_key": key, "order": order_id}
+    await tx.value(_ANSWER_KEY, params | {"status": status, "body": body})

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
+import asyncpg
 import structlog
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
 from fastapi import FastAPI
@@ -35,12 +36,10 @@ from sqlalchemy import (
     select,
 )
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.exc import DBAPIError, IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import SQLModel
 
 from bookstore_shared import faults, metrics
-from bookstore_shared.db import Database
+from bookstore_shared.db import Database, Tx
 from bookstore_shared.messages import Envelope, Message
 from bookstore_shared.messaging import Broker, retries_of
 from bookstore_shared.outbox import Outbox, OutboxRelay
@@ -68,11 +67,11 @@ def inbox_table(schema: str) -> Table:
 
 @dataclass
 class HandlerContext:
-    """What a handler gets besides its message: the transaction, a way to send replies, and
-    `writes`, which go to Postgres with the replies' outbox rows in one statement when the
-    handler returns (so a handler reads first, then adds its writes)."""
+    """What a handler gets besides its message: the transaction (`tx`), a way to send
+    replies, and `writes`, which go to Postgres with the replies' outbox rows in one statement
+    when the handler returns (so a handler reads first, then adds its writes)."""
 
-    session: AsyncSession
+    tx: Tx
     envelope: Envelope
     outbox: Outbox
     writes: Writes = field(default_factory=Writes)
@@ -85,11 +84,11 @@ class HandlerContext:
     async def finish(self) -> None:
         if self._replies:
             _, rows = self.outbox.stage(
-                self.session, self._replies, causation_id=self.envelope.message_id
+                self.tx, self._replies, causation_id=self.envelope.message_id
             )
             self.writes.add(self.outbox.insert_staged, rows)
             self._replies = []
-        await self.writes.run(self.session)
+        await self.writes.run(self.tx)
 
 
 Handler = Callable[[HandlerContext, Any], Awaitable[None]]
@@ -97,9 +96,7 @@ Handlers = Mapping[type[Message], Handler]
 
 
 def _retryable(exc: BaseException) -> bool:
-    orig = getattr(exc, "orig", None)
-    code = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
-    return isinstance(exc, DBAPIError) and code in RETRYABLE_SQLSTATES
+    return isinstance(exc, asyncpg.PostgresError) and exc.sqlstate in RETRYABLE_SQLSTATES
 
 
 class Consumer:
@@ -127,6 +124,9 @@ class Consumer:
             .values(consumer=purpose, message_id=bindparam("claimed"))
             .on_conflict_do_nothing()
             .returning(inbox.c.message_id)
+        )
+        self._handled = select(inbox.c.message_id).where(
+            inbox.c.consumer == bindparam("consumer"), inbox.c.message_id == bindparam("message")
         )
 
     async def start(self) -> None:
@@ -223,8 +223,8 @@ class Consumer:
         duplicate, handled by another delivery meanwhile), all of it is rolled back."""
         for attempt in range(1, IMMEDIATE_RETRIES + 1):
             try:
-                async with self.db.unit_of_work() as session:
-                    context = HandlerContext(session, envelope, self.outbox)
+                async with self.db.transaction() as tx:
+                    context = HandlerContext(tx, envelope, self.outbox)
                     await handler(context, payload)
                     context.writes.claim(self._claim, {"claimed": envelope.message_id})
                     await context.finish()
@@ -232,27 +232,25 @@ class Consumer:
             except Duplicate:
                 log.info("message_duplicate_skipped", consumer=self.purpose)
                 return "duplicate"
-            except IntegrityError:
+            except asyncpg.IntegrityConstraintViolationError:
                 # Two deliveries of one message at once: the other one's rows came first.
                 if await self._handled_already(envelope.message_id):
                     log.info("message_duplicate_skipped", consumer=self.purpose)
                     return "duplicate"
                 raise
-            except DBAPIError as exc:
+            except asyncpg.PostgresError as exc:
                 if not _retryable(exc) or attempt == IMMEDIATE_RETRIES:
                     raise
-                log.info("message_retried", reason=type(exc.orig).__name__, attempt=attempt)
+                log.info("message_retried", reason=type(exc).__name__, attempt=attempt)
                 await asyncio.sleep(0.01 * attempt)
         raise AssertionError("the last attempt returns or raises")
 
     async def _handled_already(self, message_id: uuid.UUID) -> bool:
-        async with self.db.sessions() as session:
-            found = await session.execute(
-                select(self.inbox.c.message_id).where(
-                    self.inbox.c.consumer == self.purpose, self.inbox.c.message_id == message_id
-                )
+        async with self.db.transaction() as tx:
+            return (
+                await tx.row(self._handled, {"consumer": self.purpose, "message": message_id})
+                is not None
             )
-            return found.first() is not None
 
 
 @contextlib.asynccontextmanager

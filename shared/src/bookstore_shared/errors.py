@@ -8,6 +8,7 @@ unexpected exceptions into `application/problem+json`. A stack trace never leave
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+import asyncpg
 import structlog
 from asgi_correlation_id import correlation_id
 from fastapi import FastAPI, Request
@@ -111,6 +112,8 @@ class DatabaseUnavailable(ServiceUnavailable):
 
 # Postgres gave up on our behalf: statement_timeout, lock_timeout. Worth trying again soon.
 _BUSY_SQLSTATES = frozenset({"57014", "55P03"})
+# Connection failures (08...) and the server shutting down or restarting (57P...).
+_LOST_SQLSTATE_PREFIXES = ("08", "57P")
 
 
 def problem_type(code: str) -> str:
@@ -177,11 +180,21 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     return problem_response(exc.status_code, detail=detail, headers=exc.headers)
 
 
+def _lost_connection(exc: Exception, sqlstate: str | None) -> bool:
+    """The connection to Postgres broke (it restarted, say), seen through SQLAlchemy or
+    through asyncpg itself (`Tx`)."""
+    return (
+        isinstance(exc, ConnectionError | asyncpg.InterfaceError)
+        or getattr(exc, "connection_invalidated", False)
+        or (sqlstate or "").startswith(_LOST_SQLSTATE_PREFIXES)
+    )
+
+
 async def _database_error(request: Request, exc: Exception) -> JSONResponse:
     """The database away, a full pool, or a statement/lock timeout: a 503 with Retry-After.
     Anything else is a 500."""
-    sqlstate = getattr(getattr(exc, "orig", None), "sqlstate", None)
-    if isinstance(exc, ConnectionError) or getattr(exc, "connection_invalidated", False):
+    sqlstate = getattr(getattr(exc, "orig", exc), "sqlstate", None)
+    if _lost_connection(exc, sqlstate):
         log.warning("database_unavailable", path=request.url.path, error=repr(exc))
         return problem_from_error(
             DatabaseUnavailable("The database cannot be reached just now; try again shortly.")
@@ -210,6 +223,8 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(PoolTimeout, _database_error)
     app.add_exception_handler(DBAPIError, _database_error)
     app.add_exception_handler(ConnectionError, _database_error)
+    app.add_exception_handler(asyncpg.PostgresError, _database_error)
+    app.add_exception_handler(asyncpg.InterfaceError, _database_error)
     app.add_exception_handler(Exception, _unexpected_error)
 
 

@@ -26,6 +26,7 @@ from sqlalchemy import (
     String,
     Table,
     Uuid,
+    bindparam,
     case,
     func,
     insert,
@@ -34,13 +35,13 @@ from sqlalchemy import (
     text,
     update,
 )
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlmodel import SQLModel
 
 from bookstore_shared import faults, metrics
 from bookstore_shared.background import cancel, every
-from bookstore_shared.db import Database
+from bookstore_shared.db import Database, Tx, Work
 from bookstore_shared.messages import Envelope, Message
 from bookstore_shared.messaging import Broker
 from bookstore_shared.telemetry import inject_context
@@ -93,27 +94,36 @@ class Outbox:
         )
 
     async def add(
-        self, session: AsyncSession, message: Message, *, causation_id: uuid.UUID | None = None
+        self,
+        work: AsyncSession | Tx,
+        message: Message,
+        *,
+        causation_id: uuid.UUID | None = None,
     ) -> Envelope:
-        (envelope,) = await self.add_all(session, [message], causation_id=causation_id)
+        (envelope,) = await self.add_all(work, [message], causation_id=causation_id)
         return envelope
 
     async def add_all(
         self,
-        session: AsyncSession,
+        work: AsyncSession | Tx,
         messages: Sequence[Message],
         *,
         causation_id: uuid.UUID | None = None,
     ) -> list[Envelope]:
-        """Messages into the outbox in one statement, inside the caller's transaction."""
-        envelopes, params = self.stage(session, messages, causation_id=causation_id)
-        if envelopes:
-            await session.execute(self.insert_staged, params)
+        """Messages into the outbox in one statement, inside the caller's transaction (an ORM
+        session's or a `Tx`)."""
+        envelopes, params = self.stage(work, messages, causation_id=causation_id)
+        if not envelopes:
+            pass
+        elif isinstance(work, Tx):
+            await work.value(self.insert_staged, params)
+        else:
+            await work.execute(self.insert_staged, params)
         return envelopes
 
     def stage(
         self,
-        session: AsyncSession,
+        work: Work,
         messages: Sequence[Message],
         *,
         causation_id: uuid.UUID | None = None,
@@ -136,7 +146,7 @@ class Outbox:
             for envelope in envelopes
         ]
         if envelopes:
-            session.info.setdefault(_PENDING, []).extend(envelopes)
+            work.info.setdefault(_PENDING, []).extend(envelopes)
         return envelopes, arrays("message", STAGED_COLUMNS, rows)
 
 
@@ -157,6 +167,11 @@ class OutboxRelay:
         self.table = table
         self.stale_after = stale_after
         self.batch_size = batch_size
+        self._mark = (
+            update(table)
+            .where(table.c.id == func.any(bindparam("sent", type_=ARRAY(Uuid()))))
+            .values(published_at=func.now(), attempts=table.c.attempts + 1)
+        )
         self._pending: asyncio.Queue[Envelope] = asyncio.Queue()
         self._sent: list[uuid.UUID] = []
         self._publisher: asyncio.Task[None] | None = None
@@ -225,12 +240,8 @@ class OutboxRelay:
         if not sent:
             return
         try:
-            async with self.db.engine.begin() as conn:
-                await conn.execute(
-                    update(self.table)
-                    .where(self.table.c.id.in_(sent))
-                    .values(published_at=func.now(), attempts=self.table.c.attempts + 1)
-                )
+            async with self.db.autocommit() as tx:  # one statement: no BEGIN, no COMMIT
+                await tx.value(self._mark, {"sent": sent})
         except Exception as exc:
             log.warning("outbox_mark_failed", count=len(sent), error=repr(exc))
             self._sent.extend(sent)

@@ -9,7 +9,8 @@ trip to Postgres; `Writes` gathers them and sends them as one statement,
 Every write in it sees the same snapshot and none sees another's rows, so only writes that do
 not read each other's effects belong together: the handler reads first, then writes. Rows of
 any number travel as arrays that `unnest(...)` turns back into rows, so each statement is built
-once and its compiled form (SQLAlchemy) and prepared statement (asyncpg) are reused.
+once and its compiled form (SQLAlchemy) and prepared statement (asyncpg) are reused. They run
+in a `Tx` (`bookstore_shared.db`): asyncpg itself, no ORM on the way.
 """
 
 import functools
@@ -29,10 +30,11 @@ from sqlalchemy import (
     select,
 )
 from sqlalchemy.dialects.postgresql import ARRAY
-from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql import Executable, Select
 from sqlalchemy.sql.selectable import TableValuedAlias
 from sqlalchemy.types import TypeEngine
+
+from bookstore_shared.db import Tx
 
 Columns = Mapping[str, TypeEngine[Any]]
 
@@ -110,7 +112,7 @@ class Writes:
         self.claimed = statement
         self.params.update(params)
 
-    async def run(self, session: AsyncSession) -> None:
+    async def run(self, tx: Tx) -> None:
         """Send what was gathered (nothing if nothing was), and start afresh."""
         if not self.statements and self.final is None and self.claimed is None:
             return
@@ -119,10 +121,10 @@ class Writes:
         else:
             then = _NOTHING_MORE if self.final is None else self.final
             statement = together(*self.statements, claim=self.claimed, then=then)
-        result = await session.execute(statement, self.params)
+        first = await tx.value(statement, self.params)
         claimed = self.claimed
         self.statements, self.params, self.final, self.claimed = [], {}, None, None
-        if claimed is not None and not result.scalar_one():
+        if claimed is not None and not first:
             raise Duplicate
 
 
