@@ -78,7 +78,8 @@ async def schedule_delivery(
     served_countries: frozenset[str],
 ) -> Message:
     """Once per order: one read, then the delivery and its first tracking event go with the
-    caller's other `writes` (no ORM unit of work on this path)."""
+    caller's other `writes` (one delivery an order: a second one, written meanwhile, fails
+    the write, and the message is handled again)."""
     existing = await tx.row(_DELIVERY_OF_ORDER, {"order": order_id})
     if existing is not None and existing["status"] == DeliveryStatus.CANCELLED:
         # Cancelled first (this command came late): it stays cancelled.
@@ -120,13 +121,15 @@ DELIVERIES: Table = Delivery.__table__  # type: ignore[assignment]
 _DELIVERY_OF_ORDER = select(DELIVERIES.c.id, DELIVERIES.c.status).where(
     DELIVERIES.c.order_id == bindparam("order")
 )
-_LOCKED_DELIVERY_OF_ORDER = _DELIVERY_OF_ORDER.with_for_update()
 _INSERT_DELIVERY = insert_row(DELIVERIES, "delivery")
 _INSERT_TRACKING = insert_row(TrackingEvent.__table__, "tracking")  # type: ignore[arg-type]
-_CANCEL = (
+_CANCEL = (  # the guard of a cancel: the parcel is still only scheduled, as it was read
     update(DELIVERIES)
-    .where(DELIVERIES.c.id == bindparam("delivery"))
+    .where(
+        DELIVERIES.c.id == bindparam("delivery"), DELIVERIES.c.status == DeliveryStatus.SCHEDULED
+    )
     .values(status=DeliveryStatus.CANCELLED, updated_at=bindparam("now"))
+    .returning(DELIVERIES.c.id)
 )
 _LEFT = (DeliveryStatus.DISPATCHED, DeliveryStatus.IN_TRANSIT, DeliveryStatus.DELIVERED)
 
@@ -140,7 +143,7 @@ async def cancel_delivery(
     address: Address | None,
 ) -> Message:
     """Cancel the order's delivery unless the parcel has left; then the cancel is refused."""
-    delivery, now = await tx.row(_LOCKED_DELIVERY_OF_ORDER, {"order": order_id}), utcnow()
+    delivery, now = await tx.row(_DELIVERY_OF_ORDER, {"order": order_id}), utcnow()
     if delivery is None:
         # Nothing scheduled yet (its command is late, or lost): a cancelled delivery is kept,
         # so that the schedule command, should it come, is refused and never applied.
@@ -158,7 +161,7 @@ async def cancel_delivery(
         note = "cancelled before it was scheduled"
         _tracking(writes, delivery_id, DeliveryStatus.CANCELLED, note, now)
     elif delivery["status"] == DeliveryStatus.SCHEDULED:
-        writes.add(_CANCEL, {"delivery": delivery["id"], "now": now})
+        writes.guard(_CANCEL, {"delivery": delivery["id"], "now": now})
         _tracking(writes, delivery["id"], DeliveryStatus.CANCELLED, "cancelled with the order", now)
     elif delivery["status"] in _LEFT:
         return DeliveryCancelRefused(

@@ -1,18 +1,22 @@
 """Stock movements for orders: reserve, commit, release, return, expire.
 
-Every movement changes the books it touches in one fixed order (by id), so two orders over the
-same books never deadlock, and the CHECK constraints on the counts make going below zero
-impossible whatever the code does. For every book, at every moment:
+Every movement locks the books it touches in one fixed order (by id) before it changes them,
+so two orders over the same books never deadlock, and the CHECK constraints on the counts make
+going below zero impossible whatever the code does. For every book, at every moment:
 stock taken in = available + reserved + sold.
 
-These run once or twice per order, so each is a few statements built once (SQLAlchemy Core,
-run by asyncpg in a `Tx`): the reads that lock what a movement touches, then its writes, which
-go with the caller's other `writes` (the reply's outbox row) in one statement.
+These run once or twice per order, so each is a read and a write, statements built once
+(SQLAlchemy Core, run by asyncpg in a `Tx`): the read takes no lock; the write, which goes with
+the caller's other `writes` (the reply's outbox row) in one statement, is guarded
+(`bookstore_shared.writes`): a reservation takes its copies only if every book still has them,
+and a reservation moves on (committed, released, returned) only from the status it was read
+in. Otherwise nothing is written and the message is handled again, on a fresh read.
 """
 
 import uuid
 from collections import Counter
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import Integer, Table, Update, Uuid, bindparam, func, insert, select, update
 from sqlalchemy.dialects.postgresql import ARRAY
@@ -39,25 +43,25 @@ BOOKS: Table = Book.__table__  # type: ignore[assignment]
 RESERVATIONS: Table = Reservation.__table__  # type: ignore[assignment]
 LINES: Table = ReservationLine.__table__  # type: ignore[assignment]
 
-_RESERVATION = (
-    select(RESERVATIONS.c.status, RESERVATIONS.c.expires_at)
-    .where(RESERVATIONS.c.order_id == bindparam("order"))
-    .with_for_update()
+_RESERVATION = select(RESERVATIONS.c.status, RESERVATIONS.c.expires_at).where(
+    RESERVATIONS.c.order_id == bindparam("order")
 )
-_LINES = (  # the order's lines, their books locked in id order before anything moves
+_LINES = (
     select(LINES.c.book_id, LINES.c.quantity, LINES.c.unit_price_cents)
-    .join(BOOKS, BOOKS.c.id == LINES.c.book_id)
     .where(LINES.c.order_id == bindparam("order"))
     .order_by(LINES.c.book_id)
-    .with_for_update(of=BOOKS)
+)
+# A reservation's status with its lines, in one read (no reservation: no row).
+_RESERVATION_LINES = (
+    select(RESERVATIONS.c.status, LINES.c.book_id, LINES.c.quantity)
+    .select_from(RESERVATIONS.outerjoin(LINES, LINES.c.order_id == RESERVATIONS.c.order_id))
+    .where(RESERVATIONS.c.order_id == bindparam("order"))
+    .order_by(LINES.c.book_id)
 )
 _IN_BOOKS = BOOKS.c.id == func.any(bindparam("books", type_=ARRAY(Uuid())))
-_BOOKS_TO_RESERVE = (
-    select(BOOKS.c.id, BOOKS.c.title, BOOKS.c.price_cents, BOOKS.c.available, BOOKS.c.deleted_at)
-    .where(_IN_BOOKS)
-    .order_by(BOOKS.c.id)
-    .with_for_update()
-)
+_BOOKS_TO_RESERVE = select(
+    BOOKS.c.id, BOOKS.c.title, BOOKS.c.price_cents, BOOKS.c.available, BOOKS.c.deleted_at
+).where(_IN_BOOKS)
 _TITLES = select(BOOKS.c.id, BOOKS.c.title).where(_IN_BOOKS)
 _INSERT_RESERVATION = insert_row(RESERVATIONS, "reservation")
 _LINE = {"book_id": Uuid(), "quantity": Integer(), "unit_price_cents": Integer()}
@@ -66,46 +70,82 @@ _INSERT_LINES = insert(LINES).from_select(
     ["order_id", *_LINE],
     select(bindparam("order", type_=Uuid()), *(_line.c[name] for name in _LINE)),
 )
+# The guard of a movement: the reservation is still in the status it was read in.
 _SET_STATUS = (
     update(RESERVATIONS)
-    .where(RESERVATIONS.c.order_id == bindparam("order"))
+    .where(
+        RESERVATIONS.c.order_id == bindparam("order"),
+        RESERVATIONS.c.status == bindparam("read_status"),
+    )
     .values(status=bindparam("new_status"), updated_at=bindparam("now"))
+    .returning(RESERVATIONS.c.order_id)
 )
 _MOVE = {"book_id": Uuid(), "quantity": Integer()}
 
 
-def _moving(**deltas: int) -> Update:
-    """`UPDATE books` moving each line's quantity between counts, e.g. reserved=-1, sold=+1.
-    Its books are locked already, in id order (`_LINES`, `_BOOKS_TO_RESERVE`)."""
+def _moving(*, only_if_enough: bool = False, **deltas: int) -> Update:
+    """`UPDATE books` moving each line's quantity between counts, e.g. reserved=-1, sold=+1,
+    its books locked first, in id order. Returns the books it moved: with `only_if_enough`,
+    only those still in the catalog with the copies it takes."""
     move = unnest("move", _MOVE)
-    return (
+    locked = (
+        select(BOOKS.c.id)
+        .where(BOOKS.c.id == func.any(bindparam("move__book_id", type_=ARRAY(Uuid()))))
+        .order_by(BOOKS.c.id)
+        .with_for_update()
+        .subquery("locked")
+    )
+    moving = (
         update(BOOKS)
-        .where(BOOKS.c.id == move.c.book_id)
+        .where(BOOKS.c.id == locked.c.id, BOOKS.c.id == move.c.book_id)
         .values(
-            {name: BOOKS.c[name] + sign * move.c.quantity for name, sign in deltas.items()}
+            {
+                name: BOOKS.c[name] + move.c.quantity
+                if sign > 0
+                else BOOKS.c[name] - move.c.quantity
+                for name, sign in deltas.items()
+            }
             | {"updated_at": bindparam("now")}
         )
+        .returning(BOOKS.c.id)
     )
+    if only_if_enough:
+        moving = moving.where(BOOKS.c.deleted_at.is_(None), BOOKS.c.available >= move.c.quantity)
+    return moving
 
 
-_RESERVE = _moving(available=-1, reserved=+1)
+# The guard of a reservation: it moves every line's book, or the reservation writes nothing.
+_RESERVE = _moving(available=-1, reserved=+1, only_if_enough=True)
 _COMMIT = _moving(reserved=-1, sold=+1)
 _RELEASE = _moving(reserved=-1, available=+1)
 _RETURN = _moving(sold=-1, available=+1)
 
 
-async def _move(
-    tx: Tx,
+async def _reservation(tx: Tx, order_id: uuid.UUID) -> tuple[ReservationStatus | None, list[Any]]:
+    """The order's reservation as it stands: its status (None: there is none) and its lines."""
+    rows = await tx.rows(_RESERVATION_LINES, {"order": order_id})
+    if not rows:
+        return None, []
+    return ReservationStatus(rows[0]["status"]), [r for r in rows if r["book_id"] is not None]
+
+
+def _move(
     writes: Writes,
     statement: Update,
     order_id: uuid.UUID,
-    status: ReservationStatus,
+    lines: list[Any],
+    *,
+    read: ReservationStatus,
+    to: ReservationStatus,
 ) -> None:
-    """Apply a movement to each of the order's lines, and give its reservation `status`."""
-    lines = await tx.rows(_LINES, {"order": order_id})
+    """Apply a movement to each of the order's lines and move its reservation on from `read`
+    (the status it was read in: the guard) `to` its next."""
     now = utcnow()
-    writes.add(statement, arrays("move", _MOVE, lines) | {"now": now})
-    writes.add(_SET_STATUS, {"order": order_id, "new_status": status, "now": now})
+    writes.guard(
+        _SET_STATUS, {"order": order_id, "read_status": read, "new_status": to, "now": now}
+    )
+    if lines:
+        writes.add(statement, arrays("move", _MOVE, lines) | {"now": now})
 
 
 async def reserve_stock(
@@ -149,7 +189,7 @@ async def reserve_stock(
         }
         for book_id, quantity in sorted(wanted.items())
     ]
-    writes.add(_RESERVE, arrays("move", _MOVE, lines) | {"now": now})
+    writes.guard(_RESERVE, arrays("move", _MOVE, lines) | {"now": now}, rows=len(lines))
     _insert_reservation(
         writes, order_id, ReservationStatus.HELD, expires_at=expires_at, customer_id=customer_id
     )
@@ -194,42 +234,37 @@ async def _answer_for_existing(
     )
 
 
-async def _status(tx: Tx, order_id: uuid.UUID) -> ReservationStatus | None:
-    row = await tx.row(_RESERVATION, {"order": order_id})
-    return None if row is None else ReservationStatus(row["status"])
-
-
 async def commit_stock(tx: Tx, writes: Writes, *, order_id: uuid.UUID) -> Message:
-    status = await _status(tx, order_id)
+    status, lines = await _reservation(tx, order_id)
     if status is None:
         return StockCommitRejected(order_id=order_id, reason="no reservation for this order")
     if status == ReservationStatus.COMMITTED:
         return StockCommitted(order_id=order_id)
     if status != ReservationStatus.HELD:
         return StockCommitRejected(order_id=order_id, reason=f"reservation {status}")
-    await _move(tx, writes, _COMMIT, order_id, ReservationStatus.COMMITTED)
+    _move(writes, _COMMIT, order_id, lines, read=status, to=ReservationStatus.COMMITTED)
     return StockCommitted(order_id=order_id)
 
 
 async def release_stock(tx: Tx, writes: Writes, *, order_id: uuid.UUID) -> Message:
-    status = await _status(tx, order_id)
+    status, lines = await _reservation(tx, order_id)
     if status is None:
         _tombstone(writes, order_id, ReservationStatus.RELEASED)
     elif status == ReservationStatus.HELD:
-        await _move(tx, writes, _RELEASE, order_id, ReservationStatus.RELEASED)
+        _move(writes, _RELEASE, order_id, lines, read=status, to=ReservationStatus.RELEASED)
     return StockReleased(order_id=order_id)
 
 
 async def return_stock(tx: Tx, writes: Writes, *, order_id: uuid.UUID) -> Message:
     """Sold stock back on the shelf. Held stock (the sale had not happened yet: its command is
     late) is released instead, and the sale can no longer happen."""
-    status = await _status(tx, order_id)
+    status, lines = await _reservation(tx, order_id)
     if status is None:
         _tombstone(writes, order_id, ReservationStatus.RETURNED)
     elif status == ReservationStatus.COMMITTED:
-        await _move(tx, writes, _RETURN, order_id, ReservationStatus.RETURNED)
+        _move(writes, _RETURN, order_id, lines, read=status, to=ReservationStatus.RETURNED)
     elif status == ReservationStatus.HELD:
-        await _move(tx, writes, _RELEASE, order_id, ReservationStatus.RETURNED)
+        _move(writes, _RELEASE, order_id, lines, read=status, to=ReservationStatus.RETURNED)
     return StockReturned(order_id=order_id)
 
 
@@ -275,8 +310,11 @@ async def expire_reservations(tx: Tx, *, limit: int = 100) -> list[Message]:
     """Release held stock whose lease has run out; replicas share the work (SKIP LOCKED)."""
     messages: list[Message] = []
     for expired in await tx.rows(_EXPIRED, {"now": utcnow(), "limit": limit}):
+        order_id = expired["order_id"]
         writes = Writes()
-        await _move(tx, writes, _RELEASE, expired["order_id"], ReservationStatus.EXPIRED)
+        _, lines = await _reservation(tx, order_id)
+        held, to = ReservationStatus.HELD, ReservationStatus.EXPIRED
+        _move(writes, _RELEASE, order_id, lines, read=held, to=to)
         await writes.run(tx)
-        messages.append(ReservationExpired(order_id=expired["order_id"]))
+        messages.append(ReservationExpired(order_id=order_id))
     return messages

@@ -55,12 +55,13 @@ SAGA_ANSWERS = {
 def saga_handlers(
     *, outbox: Outbox, step_timeout: timedelta, provider: payments.CardProvider
 ) -> Handlers:
-    """Each answer is applied to its order, locked, within the message's transaction; the
-    payment is authorised in that transaction too (from StockReserved)."""
+    """Each answer is applied to its order as read (no lock: the save is guarded by the
+    order's version, and a message whose order changed meanwhile is handled again on a fresh
+    read); the payment is authorised in the same write (from StockReserved)."""
 
     def bind(on_answer: Any) -> Any:
         async def handle(ctx: HandlerContext, message: Message) -> None:
-            order = await saga_store.lock_order(ctx.tx, message.order_id)
+            order = await saga_store.read_order(ctx.tx, message.order_id)
             if order is None:
                 log.warning("saga_reply_for_unknown_order", order_id=str(message.order_id))
                 return

@@ -100,7 +100,7 @@ async def _handle_overdue_step(
     max_attempts: int,
 ) -> int:
     async with db.transaction() as tx:
-        order = await lock_order(tx, order_id)  # the order first, as every handler does
+        order = await lock_order(tx, order_id)  # the order first, then its step
         step = await tx.row(_STEP, {"step": step_id})
         if order is None or step is None:
             return 0

@@ -143,6 +143,8 @@ class Order(SQLModel, table=True):
     delivery_id: uuid.UUID | None = None
     created_at: datetime = timestamp_field()
     updated_at: datetime = timestamp_field()
+    # Counted up by every change the saga writes: its write checks the version it read.
+    version: int = 0
 
     lines: list["OrderLine"] = Relationship(back_populates="order")
 

@@ -112,27 +112,25 @@ class FakeCardProvider:
 
 
 PAYMENTS: Table = Payment.__table__  # type: ignore[assignment]
-_PAYMENT_OF_ORDER = (
-    select(
-        PAYMENTS.c.id,
-        PAYMENTS.c.status,
-        PAYMENTS.c.amount_cents,
-        PAYMENTS.c.decline_reason,
-        PAYMENTS.c.provider_reference,
-        PAYMENTS.c.refunded_cents,
-    )
-    .where(PAYMENTS.c.order_id == bindparam("order"))
-    .with_for_update()
-)
+_PAYMENT_OF_ORDER = select(
+    PAYMENTS.c.id,
+    PAYMENTS.c.status,
+    PAYMENTS.c.amount_cents,
+    PAYMENTS.c.decline_reason,
+    PAYMENTS.c.provider_reference,
+    PAYMENTS.c.refunded_cents,
+).where(PAYMENTS.c.order_id == bindparam("order"))
+# One payment an order (a unique order_id): a second one, written meanwhile, fails the write.
 _INSERT_PAYMENT = insert_row(PAYMENTS, "payment")
-_REFUNDED = (
+_REFUNDED = (  # the guard of a refund: the payment is still authorised, as it was read
     update(PAYMENTS)
-    .where(PAYMENTS.c.id == bindparam("payment"))
+    .where(PAYMENTS.c.id == bindparam("payment"), PAYMENTS.c.status == PaymentStatus.AUTHORIZED)
     .values(
         status=PaymentStatus.REFUNDED,
         refunded_cents=PAYMENTS.c.amount_cents,
         updated_at=bindparam("now"),
     )
+    .returning(PAYMENTS.c.id)
 )
 
 
@@ -155,9 +153,10 @@ def _new_payment(writes: Writes, **values: Any) -> dict[str, Any]:
 async def authorize(
     tx: Tx, writes: Writes, provider: CardProvider, command: AuthorizePayment
 ) -> PaymentAuthorized | PaymentDeclined:
-    """Authorise an order's payment once: the provider's idempotency key is the order, and the
-    payment row goes with the caller's `writes`, in its transaction. Asked again (a retried
-    command), the same answer as the first time; after a refund that came first, declined."""
+    """Authorise an order's payment once: the provider's idempotency key is the order (asked
+    again, as when the write is tried again, it answers the same), and the payment row goes
+    with the caller's `writes`. Asked again (a retried command), the same answer as the first
+    time; after a refund that came first, declined."""
     found = await tx.row(_PAYMENT_OF_ORDER, {"order": command.order_id})
     if found is not None:
         payment = dict(found)
@@ -208,7 +207,7 @@ def handlers(provider: CardProvider) -> Handlers:
                 amount_cents=payment["amount_cents"],
                 idempotency_key=f"refund:{message.order_id}",
             )
-            ctx.writes.add(_REFUNDED, {"payment": payment["id"], "now": utcnow()})
+            ctx.writes.guard(_REFUNDED, {"payment": payment["id"], "now": utcnow()})
             refunded = payment["amount_cents"]
         else:
             refunded = payment["refunded_cents"]

@@ -112,8 +112,11 @@ async def place_order(
         data.model_dump(mode="json"), secret=settings.identity_secret.get_secret_value()
     )
     wait = requested_wait(prefer)
+    # A plain order is one statement (`Saga.save`), atomic on its own; a key or a cart to
+    # take from is read and written around it, in a transaction.
+    work = db.transaction() if idempotency_key or data.from_cart else db.autocommit()
     with contextlib.ExitStack() as watching:
-        async with db.transaction() as tx:
+        async with work as tx:
             if idempotency_key:
                 earlier = await service.claim_idempotency_key(
                     tx,

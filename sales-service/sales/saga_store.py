@@ -1,10 +1,11 @@
 """The saga's hold on one order within one transaction.
 
-`SagaOrder` is an order's row as the saga reads and changes it (`lock_order` reads it locked,
-its lines with it, in one statement); `Saga` gathers what a step sends (commands, to the
-outbox), performs (the payment) and answers, and `Saga.save` writes it all with the order's
-changes in one statement (`bookstore_shared.writes`). Both run in a `Tx`: asyncpg itself, no
-ORM on this path. What each answer does to an order is in `saga.py`.
+`SagaOrder` is an order's row as the saga reads and changes it (`read_order`, its lines with
+it, in one statement; `lock_order` for a transaction that holds it); `Saga` gathers what a
+step sends (commands, to the outbox), performs (the payment) and answers, and `Saga.save`
+writes it all with the order's changes in one statement (`bookstore_shared.writes`), guarded
+by the version the order had when it was read. Both run in a `Tx`: asyncpg itself, no ORM on
+this path. What each answer does to an order is in `saga.py`.
 """
 
 import uuid
@@ -116,6 +117,7 @@ class SagaOrder:
     delivery_id: uuid.UUID | None
     created_at: datetime
     updated_at: datetime
+    version: int
     lines: list[SagaLine] = field(default_factory=list)
     _stored: dict[str, Any] = field(default_factory=dict, repr=False)
 
@@ -149,6 +151,7 @@ class SagaOrder:
             delivery_id=None,
             created_at=now,
             updated_at=now,
+            version=0,
             lines=[SagaLine(uuid.uuid4(), book_id, quantity) for book_id, quantity in lines],
         )
 
@@ -304,7 +307,7 @@ class Saga:
             writes.add(_INSERT_ORDER, columns)
             writes.add(_INSERT_LINES, arrays("line", _LINE, [vars(line) for line in order.lines]))
         else:
-            writes.add(_UPDATE_ORDER, columns)
+            writes.guard(_UPDATE_ORDER, columns)
         if self._priced:
             writes.add(_PRICE_LINES, arrays("price", _PRICE, [vars(line) for line in order.lines]))
         if self._answers:
@@ -319,6 +322,8 @@ class Saga:
             writes.then(_NOTIFY, {"notify_payload": payload})
         if self.writes is None:
             await writes.run(self.tx)
+        if not new:
+            order.version += 1
         order._stored = order.columns()
         self._commands, self._answers, self._priced = [], [], False
 
@@ -399,8 +404,10 @@ _STEP = {
     "answered_at": DateTime(timezone=True),
 }
 _COLUMNS = [c.name for c in ORDERS.columns]
-# What a saga may change of an order (everything but who placed it, and when).
-_MUTABLE = [c.name for c in ORDERS.columns if c.name not in ("id", "customer_id", "created_at")]
+# What a saga may change of an order (everything but who placed it, and when; its version
+# counts the changes).
+_FIXED = ("id", "customer_id", "created_at", "version")
+_MUTABLE = [c.name for c in ORDERS.columns if c.name not in _FIXED]
 
 
 def _order(name: str) -> Any:
@@ -408,10 +415,13 @@ def _order(name: str) -> Any:
 
 
 _INSERT_ORDER = insert(ORDERS).values({c.name: _order(c.name) for c in ORDERS.columns})
+# The guard of every save but the first: the order is as it was read (its version), or the
+# save writes nothing and its handler runs again on a fresh read.
 _UPDATE_ORDER = (
     update(ORDERS)
-    .where(ORDERS.c.id == _order("id"))
-    .values({name: _order(name) for name in _MUTABLE})
+    .where(ORDERS.c.id == _order("id"), ORDERS.c.version == _order("version"))
+    .values({name: _order(name) for name in _MUTABLE} | {"version": ORDERS.c.version + 1})
+    .returning(ORDERS.c.id)
 )
 _line = unnest("line", _LINE)
 _INSERT_LINES = insert(LINES).from_select(

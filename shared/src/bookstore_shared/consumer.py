@@ -1,13 +1,16 @@
 """Consuming: one typed handler per message type, each run exactly once per message.
 
 For every delivery: parse the envelope (a message that cannot be parsed is dead-lettered at
-once: retrying cannot fix it); then, in one unit of work, run the handler, which reads what it
-needs; its writes, the outbox rows of its replies and the message's row in the app's `inbox`
-table go in one statement at the end (a duplicate finds its inbox row there: all is rolled
-back, and the message acknowledged and skipped); acknowledge only after the commit. A handler
-that fails is retried: deadlocks and serialization failures at once, anything else after a
-growing pause in the queue's retry tiers (about a quarter of an hour in all), then it is parked
-in the queue's dead letters, from where `replay-dead-letters` sends it back.
+once: retrying cannot fix it); then run the handler, which reads what it needs, without a
+transaction or a lock; its writes, the outbox rows of its replies and the message's row in the
+app's `inbox` table go in one statement at the end, atomic on its own and guarded
+(`bookstore_shared.writes`): two round trips a message. A duplicate finds its inbox row there
+and the statement fails, writing nothing: the message is acknowledged and skipped. A guard
+that no longer holds (the order changed since it was read, say) fails it the same way, and
+the handler runs again at once on a fresh read. Acknowledged only once the write is
+committed. A handler that fails otherwise is retried after a growing pause in the queue's
+retry tiers (about a quarter of an hour in all), then it is parked in the queue's dead
+letters, from where `replay-dead-letters` sends it back.
 """
 
 import asyncio
@@ -46,11 +49,11 @@ from bookstore_shared.outbox import Outbox, OutboxRelay
 from bookstore_shared.retention import Retention, pruning
 from bookstore_shared.settings import ServiceSettings
 from bookstore_shared.telemetry import extract_context
-from bookstore_shared.writes import Duplicate, Writes
+from bookstore_shared.writes import Writes
 
 log = structlog.get_logger(__name__)
 RETRYABLE_SQLSTATES = frozenset({"40001", "40P01"})  # serialization failure, deadlock
-IMMEDIATE_RETRIES = 5
+IMMEDIATE_RETRIES = 8
 
 
 def inbox_table(schema: str) -> Table:
@@ -119,12 +122,8 @@ class Consumer:
         self.handlers = dict(handlers)
         self.prefetch = prefetch
         self._channel: AbstractChannel | None = None
-        self._claim = (
-            insert(inbox)
-            .values(consumer=purpose, message_id=bindparam("claimed"))
-            .on_conflict_do_nothing()
-            .returning(inbox.c.message_id)
-        )
+        # The message's inbox row, with its handler's writes: a second one fails them all.
+        self._claim = insert(inbox).values(consumer=purpose, message_id=bindparam("claimed"))
         self._handled = select(inbox.c.message_id).where(
             inbox.c.consumer == bindparam("consumer"), inbox.c.message_id == bindparam("message")
         )
@@ -218,39 +217,39 @@ class Consumer:
         await message.ack()
 
     async def _handle(self, envelope: Envelope, payload: Message, handler: Handler) -> str:
-        """The handler reads (and locks) what it needs; then its writes, its replies' outbox
-        rows and the message's inbox row go in one statement. If the inbox row was there (a
-        duplicate, handled by another delivery meanwhile), all of it is rolled back."""
+        """The handler reads what it needs (no transaction: each read is its own); then its
+        writes, its replies' outbox rows and the message's inbox row go in one statement,
+        which writes all or nothing. If the inbox row was there (a duplicate, handled by
+        another delivery meanwhile), nothing is written and the message is skipped; if a
+        guard or a unique row says that what the handler read has changed, nothing is written
+        and the handler runs again."""
         for attempt in range(1, IMMEDIATE_RETRIES + 1):
             try:
-                async with self.db.transaction() as tx:
+                async with self.db.autocommit() as tx:
                     context = HandlerContext(tx, envelope, self.outbox)
                     await handler(context, payload)
-                    context.writes.claim(self._claim, {"claimed": envelope.message_id})
+                    context.writes.add(self._claim, {"claimed": envelope.message_id})
                     await context.finish()
                 return "processed"
-            except Duplicate:
-                log.info("message_duplicate_skipped", consumer=self.purpose)
-                return "duplicate"
             except asyncpg.IntegrityConstraintViolationError:
-                # Two deliveries of one message at once: the other one's rows came first.
                 if await self._handled_already(envelope.message_id):
                     log.info("message_duplicate_skipped", consumer=self.purpose)
                     return "duplicate"
-                raise
+                # A row the handler meant to write was written meanwhile (a reservation by a
+                # late release, say): read again.
+                if attempt == IMMEDIATE_RETRIES:
+                    raise
             except asyncpg.PostgresError as exc:
                 if not _retryable(exc) or attempt == IMMEDIATE_RETRIES:
                     raise
                 log.info("message_retried", reason=type(exc).__name__, attempt=attempt)
-                await asyncio.sleep(0.01 * attempt)
+            await asyncio.sleep(0.005 * attempt)
         raise AssertionError("the last attempt returns or raises")
 
     async def _handled_already(self, message_id: uuid.UUID) -> bool:
-        async with self.db.transaction() as tx:
-            return (
-                await tx.row(self._handled, {"consumer": self.purpose, "message": message_id})
-                is not None
-            )
+        async with self.db.autocommit() as tx:
+            found = await tx.row(self._handled, {"consumer": self.purpose, "message": message_id})
+        return found is not None
 
 
 @contextlib.asynccontextmanager

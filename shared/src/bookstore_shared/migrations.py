@@ -110,3 +110,19 @@ def drop_outbox_retry_and_parking(schema: str) -> None:
     _outbox_unpublished_index(schema, "published_at IS NULL")
     op.drop_column("outbox", "parked_at", schema=schema)
     op.drop_column("outbox", "next_attempt_at", schema=schema)
+
+
+def create_concurrent_change(schema: str) -> None:
+    """`<schema>.concurrent_change(what)`: fails the statement that calls it with a
+    serialization failure (40001), so that a guarded write whose guard no longer holds writes
+    nothing and its handler runs again (`bookstore_shared.writes`). Every app's revision that
+    first guards a write."""
+    op.execute(
+        f'CREATE OR REPLACE FUNCTION "{schema}".concurrent_change(what text) RETURNS boolean '
+        "LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION '% changed since it was read', what "
+        "USING ERRCODE = 'serialization_failure'; END $$"
+    )
+
+
+def drop_concurrent_change(schema: str) -> None:
+    op.execute(f'DROP FUNCTION IF EXISTS "{schema}".concurrent_change(text)')
