@@ -112,7 +112,7 @@ class Consumer:
         outbox: Outbox,
         inbox: Table,
         handlers: Handlers,
-        prefetch: int = 16,
+        concurrency: int = 8,
     ) -> None:
         self.purpose = purpose
         self.broker = broker
@@ -120,7 +120,11 @@ class Consumer:
         self.outbox = outbox
         self.inbox = inbox
         self.handlers = dict(handlers)
-        self.prefetch = prefetch
+        # Handled at once: `concurrency`, each holding a connection of the pool; as many more
+        # wait here, sent ahead by the broker, so a slot that frees takes the next message at
+        # once instead of waiting a round trip to the broker for it.
+        self._slots = asyncio.Semaphore(concurrency)
+        self.prefetch = 2 * concurrency
         self._channel: AbstractChannel | None = None
         # The message's inbox row, with its handler's writes: a second one fails them all.
         self._claim = insert(inbox).values(consumer=purpose, message_id=bindparam("claimed"))
@@ -142,6 +146,10 @@ class Consumer:
             self._channel = None
 
     async def on_message(self, message: AbstractIncomingMessage) -> None:
+        async with self._slots:
+            await self._on_message(message)
+
+    async def _on_message(self, message: AbstractIncomingMessage) -> None:
         queue = self.purpose
         if message.redelivered:
             metrics.MESSAGES_REDELIVERED.labels(queue).inc()
@@ -283,10 +291,11 @@ async def run_messaging(
     ]
     relay = OutboxRelay(db=db, broker=broker, table=outbox.table)
     app.state.telemetry.refresh_before_scrape(relay.measure_backlog)
-    # Messages in hand at once fit in half the pool, so they never queue for a connection
-    # behind each other and requests always find one.
+    # Messages in hand at once take at most three quarters of the pool, so they never queue
+    # for a connection behind each other and requests always find one (a message holds its
+    # connection for two round trips, a request for one or two).
     busy = [purpose for purpose in queues if purpose not in light]
-    share = max(1, (db.capacity // 2 - (len(queues) - len(busy))) // max(1, len(busy)))
+    share = max(1, (db.capacity * 3 // 4 - (len(queues) - len(busy))) // max(1, len(busy)))
     consumers = [
         Consumer(
             purpose=purpose,
@@ -295,7 +304,7 @@ async def run_messaging(
             outbox=outbox,
             inbox=inbox,
             handlers=handlers,
-            prefetch=1 if purpose in light else share,
+            concurrency=1 if purpose in light else share,
         )
         for purpose, handlers in queues.items()
     ]
