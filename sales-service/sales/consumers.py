@@ -30,6 +30,7 @@ from bookstore_shared.messages import (
 from bookstore_shared.messaging import SALES_CATALOG, SALES_PAYMENTS, SALES_SAGA
 from bookstore_shared.outbox import Outbox
 from sales import cart, payments, saga, saga_store
+from sales.watch import OrderWatch
 
 log = structlog.get_logger(__name__)
 
@@ -53,15 +54,21 @@ SAGA_ANSWERS = {
 
 
 def saga_handlers(
-    *, outbox: Outbox, step_timeout: timedelta, provider: payments.CardProvider
+    *,
+    outbox: Outbox,
+    step_timeout: timedelta,
+    provider: payments.CardProvider,
+    watch: OrderWatch | None = None,
 ) -> Handlers:
     """Each answer is applied to its order as read (no lock: the save is guarded by the
     order's version, and a message whose order changed meanwhile is handled again on a fresh
-    read); the payment is authorised in the same write (from StockReserved)."""
+    read); the payment is authorised in the same write (from StockReserved). An order made
+    final here is handed to this process's waiters (`watch`) as it was written."""
 
     def bind(on_answer: Any) -> Any:
         async def handle(ctx: HandlerContext, message: Message) -> None:
-            order = await saga_store.read_order(ctx.tx, message.order_id)
+            pays = on_answer is saga.on_stock_reserved
+            order = await saga_store.read_order(ctx.tx, message.order_id, with_payment=pays)
             if order is None:
                 log.warning("saga_reply_for_unknown_order", order_id=str(message.order_id))
                 return
@@ -73,7 +80,10 @@ def saga_handlers(
                 reply=message,
                 reply_message_id=ctx.envelope.message_id,
                 writes=ctx.writes,
-                payments=functools.partial(payments.authorize, ctx.tx, ctx.writes, provider),
+                payments=functools.partial(
+                    payments.authorize, ctx.writes, provider, found=order.payment
+                ),
+                settled=watch.settled if watch is not None else None,
             )
             await on_answer(run, order, message)
             await run.save(order)
@@ -84,10 +94,16 @@ def saga_handlers(
 
 
 def queues(
-    *, outbox: Outbox, step_timeout: timedelta, provider: payments.CardProvider
+    *,
+    outbox: Outbox,
+    step_timeout: timedelta,
+    provider: payments.CardProvider,
+    watch: OrderWatch | None = None,
 ) -> dict[str, Handlers]:
     return {
-        SALES_SAGA: saga_handlers(outbox=outbox, step_timeout=step_timeout, provider=provider),
+        SALES_SAGA: saga_handlers(
+            outbox=outbox, step_timeout=step_timeout, provider=provider, watch=watch
+        ),
         SALES_PAYMENTS: payments.handlers(provider),
         SALES_CATALOG: cart.catalog_handlers(),
     }

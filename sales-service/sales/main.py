@@ -73,7 +73,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 app,
                 outbox=outbox,
                 inbox=INBOX,
-                queues=queues(outbox=outbox, step_timeout=step_timeout, provider=provider),
+                queues=queues(
+                    outbox=outbox, step_timeout=step_timeout, provider=provider, watch=watch
+                ),
                 light=(SALES_PAYMENTS, SALES_CATALOG),
                 retention=retention(settings),
             ),

@@ -8,6 +8,7 @@ insufficient funds, an expired card declined; any other valid number is approved
 """
 
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal, Protocol
@@ -17,7 +18,6 @@ from sqlalchemy import Table, bindparam, select, update
 
 from bookstore_shared.columns import utcnow
 from bookstore_shared.consumer import HandlerContext, Handlers
-from bookstore_shared.db import Tx
 from bookstore_shared.messages import (
     AuthorizePayment,
     PaymentAuthorized,
@@ -151,13 +151,17 @@ def _new_payment(writes: Writes, **values: Any) -> dict[str, Any]:
 
 
 async def authorize(
-    tx: Tx, writes: Writes, provider: CardProvider, command: AuthorizePayment
+    writes: Writes,
+    provider: CardProvider,
+    command: AuthorizePayment,
+    *,
+    found: Mapping[str, Any] | None,
 ) -> PaymentAuthorized | PaymentDeclined:
     """Authorise an order's payment once: the provider's idempotency key is the order (asked
     again, as when the write is tried again, it answers the same), and the payment row goes
     with the caller's `writes`. Asked again (a retried command), the same answer as the first
-    time; after a refund that came first, declined."""
-    found = await tx.row(_PAYMENT_OF_ORDER, {"order": command.order_id})
+    time; after a refund that came first, declined. `found`: the order's payment row as the
+    caller read it (None: it has none)."""
     if found is not None:
         payment = dict(found)
     else:
@@ -190,7 +194,8 @@ def handlers(provider: CardProvider) -> Handlers:
     by the deadline sweeper, for a step begun before payment was folded into the saga."""
 
     async def authorize_command(ctx: HandlerContext, message: AuthorizePayment) -> None:
-        await ctx.send(await authorize(ctx.tx, ctx.writes, provider, message))
+        found = await ctx.tx.row(_PAYMENT_OF_ORDER, {"order": message.order_id})
+        await ctx.send(await authorize(ctx.writes, provider, message, found=found))
 
     async def refund(ctx: HandlerContext, message: RefundPayment) -> None:
         payment = await ctx.tx.row(_PAYMENT_OF_ORDER, {"order": message.order_id})

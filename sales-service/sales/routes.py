@@ -70,6 +70,8 @@ async def _wait_until_final(
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(watcher.final.wait(), max(0.0, deadline - loop.time()))
         watcher.final.clear()
+        if watcher.order is not None:  # made final here: no need to read it back
+            return watcher.order, True
         public, final = await _read_public(db, order_id)
         if final or loop.time() >= deadline:
             return public, final

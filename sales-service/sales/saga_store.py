@@ -8,6 +8,7 @@ by the version the order had when it was read. Both run in a `Tx`: asyncpg itsel
 this path. What each answer does to an order is in `saga.py`.
 """
 
+import functools
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -54,6 +55,7 @@ from sales.models import (
     OrderEvent,
     OrderLine,
     OrderStatus,
+    Payment,
     PaymentState,
     SagaState,
     SagaStep,
@@ -81,6 +83,7 @@ ORDERS: Table = Order.__table__  # type: ignore[assignment]
 LINES: Table = OrderLine.__table__  # type: ignore[assignment]
 STEPS: Table = SagaStep.__table__  # type: ignore[assignment]
 EVENTS: Table = OrderEvent.__table__  # type: ignore[assignment]
+PAYMENTS: Table = Payment.__table__  # type: ignore[assignment]
 # What a client sees of an order: a change to any of these wakes its waiters.
 _VISIBLE = ("status", "saga_state", "cancel_reason", "cancel_refusal", "total_cents")
 
@@ -119,6 +122,8 @@ class SagaOrder:
     updated_at: datetime
     version: int
     lines: list[SagaLine] = field(default_factory=list)
+    # Its payment row (`read_order(with_payment=True)`; None: it has none, or it was not read).
+    payment: dict[str, Any] | None = None
     _stored: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @classmethod
@@ -163,6 +168,12 @@ class SagaOrder:
 
 
 _UNSET = object()
+
+
+def _final(order: SagaOrder) -> bool:
+    return order.saga_state == SagaState.COMPLETED
+
+
 # The order's columns that hold an enum's values: read back as members of their enum.
 _ENUMS = {c.name: c.type.enum_class for c in ORDERS.columns if isinstance(c.type, Enum)}
 # The order and its lines in one statement: the lines as a JSON array, in book order.
@@ -186,6 +197,10 @@ _LINES_OF_ORDER = (
 )
 _ORDER = select(ORDERS, _LINES_OF_ORDER.label("lines")).where(ORDERS.c.id == bindparam("order"))
 _LOCKED_ORDER = _ORDER.with_for_update(of=ORDERS)
+# The order with its payment, if it has one, for the step that pays (`payment__<column>`).
+_ORDER_AND_PAYMENT = _ORDER.add_columns(
+    *(c.label(f"payment__{c.name}") for c in PAYMENTS.columns)
+).outerjoin_from(ORDERS, PAYMENTS, PAYMENTS.c.order_id == ORDERS.c.id)
 
 
 async def lock_order(tx: Tx, order_id: uuid.UUID) -> SagaOrder | None:
@@ -193,11 +208,15 @@ async def lock_order(tx: Tx, order_id: uuid.UUID) -> SagaOrder | None:
     return _saga_order(await tx.row(_LOCKED_ORDER, {"order": order_id}))
 
 
-async def read_order(tx: Tx, order_id: uuid.UUID) -> SagaOrder | None:
-    return _saga_order(await tx.row(_ORDER, {"order": order_id}))
+async def read_order(
+    tx: Tx, order_id: uuid.UUID, *, with_payment: bool = False
+) -> SagaOrder | None:
+    """The order as it stands (no lock), with its payment row (`SagaOrder.payment`) if asked."""
+    query = _ORDER_AND_PAYMENT if with_payment else _ORDER
+    return _saga_order(await tx.row(query, {"order": order_id}), with_payment=with_payment)
 
 
-def _saga_order(row: Any) -> SagaOrder | None:
+def _saga_order(row: Any, *, with_payment: bool = False) -> SagaOrder | None:
     if row is None:
         return None
     stored = {name: row[name] for name in _COLUMNS}
@@ -208,7 +227,10 @@ def _saga_order(row: Any) -> SagaOrder | None:
         SagaLine(uuid.UUID(id_), uuid.UUID(book_id), quantity, title, price)
         for id_, book_id, quantity, title, price in row["lines"] or ()
     ]
-    return SagaOrder(**stored, lines=lines, _stored=dict(stored))
+    order = SagaOrder(**stored, lines=lines, _stored=dict(stored))
+    if with_payment and row["payment__id"] is not None:
+        order.payment = {c.name: row[f"payment__{c.name}"] for c in PAYMENTS.columns}
+    return order
 
 
 @dataclass
@@ -227,6 +249,8 @@ class Saga:
     writes: Writes | None = None
     # Authorises a payment here and now (`payments.authorize` bound to this transaction).
     payments: Callable[[AuthorizePayment], Awaitable[Message]] | None = None
+    # Told of an order that a save made final, once that save has committed.
+    settled: Callable[[SagaOrder], None] | None = None
     _commands: list[Message] = field(default_factory=list)
     _performed: list[dict[str, Any]] = field(default_factory=list)
     _answers: list[dict[str, Any]] = field(default_factory=list)
@@ -317,6 +341,8 @@ class Saga:
         if new or "status" in changes:
             writes.add(_INSERT_EVENT, {})  # the order's own parameters say it all
         self._count(order, changes)
+        if self.settled is not None and "saga_state" in changes and _final(order):
+            on_commit(self.tx, functools.partial(self.settled, order))
         if new or any(name in changes for name in _VISIBLE):
             payload = f"{order.id}:{order.saga_state.value}:{order.customer_id}"
             writes.then(_NOTIFY, {"notify_payload": payload})

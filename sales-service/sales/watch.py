@@ -3,7 +3,9 @@
 
 The saga sends `pg_notify` in the transaction that changes an order, so the notice arrives
 after the commit, in every replica; each replica keeps one LISTEN connection for all waiters.
-The notice is `<order id>:<saga state>:<customer id>`.
+The notice is `<order id>:<saga state>:<customer id>`. When the write that makes an order final
+is this replica's own, its waiters get the order as written (`settled`), without reading it
+again.
 """
 
 import asyncio
@@ -18,8 +20,8 @@ import structlog
 
 from bookstore_shared.background import cancel
 from bookstore_shared.db import asyncpg_dsn
-from sales.models import SagaState
-from sales.saga_store import ORDER_CHANNEL
+from sales.models import OrderPublic, SagaState
+from sales.saga_store import ORDER_CHANNEL, SagaOrder
 
 log = structlog.get_logger(__name__)
 
@@ -79,6 +81,17 @@ class OrderWatch:
             for watcher in self._accounts.get(account, ()):
                 watcher.changed.set()
 
+    def settled(self, order: SagaOrder) -> None:
+        """`order` became final in a write this process has just committed: its waiters have
+        it as written (the notice that follows only wakes them again)."""
+        waiters = self._waiters.get(order.id)
+        if not waiters:
+            return
+        public = OrderPublic.of(order)
+        for watcher in waiters:
+            watcher.order = public
+            watcher.final.set()
+
     def _wake_all(self) -> None:
         for watchers in [*self._waiters.values(), *self._accounts.values()]:
             for watcher in watchers:
@@ -117,3 +130,5 @@ class Watcher:
     def __init__(self) -> None:
         self.changed = asyncio.Event()
         self.final = asyncio.Event()
+        # The order as this process wrote it when it became final, if it did (`settled`).
+        self.order: OrderPublic | None = None
