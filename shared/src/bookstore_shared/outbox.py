@@ -161,6 +161,7 @@ class OutboxRelay:
         mark_interval: float = 0.2,
         stale_after: float = 5.0,
         batch_size: int = 200,
+        in_flight: int = 512,
     ) -> None:
         self.db = db
         self.broker = broker
@@ -175,6 +176,8 @@ class OutboxRelay:
         self._pending: asyncio.Queue[Envelope] = asyncio.Queue()
         self._sent: list[uuid.UUID] = []
         self._publisher: asyncio.Task[None] | None = None
+        self._window = asyncio.Semaphore(in_flight)
+        self._publishing: set[asyncio.Task[None]] = set()
         self._poller = every(poll_interval, self._poll_once, "outbox-poll")
         self._marker = every(mark_interval, self._mark_sent, "outbox-mark")
         db.after_commit.append(self._after_commit)
@@ -200,36 +203,48 @@ class OutboxRelay:
         tb: TracebackType | None,
     ) -> None:
         await self._poller.__aexit__(exc_type, exc, tb)
-        await cancel(self._publisher)
+        await cancel(self._publisher, *self._publishing)
         await self._marker.__aexit__(exc_type, exc, tb)
         await self._mark_sent()
 
+    async def _publish(self, envelope: Envelope) -> bool:
+        """Publish one message and wait for the broker's confirm; False (logged) if it failed:
+        the row stays unsent, and the poller sends it again."""
+        try:
+            await self.broker.publish(envelope)
+        except Exception as exc:
+            log.warning(
+                "outbox_publish_failed",
+                message_type=envelope.type,
+                message_id=str(envelope.message_id),
+                order_id=str(envelope.correlation_id),
+                error=repr(exc),
+            )
+            return False
+        return True
+
     async def _publish_all(self, envelopes: list[Envelope]) -> list[uuid.UUID]:
-        results = await asyncio.gather(
-            *(self.broker.publish(e) for e in envelopes), return_exceptions=True
-        )
-        sent = []
-        for envelope, result in zip(envelopes, results, strict=True):
-            if isinstance(result, BaseException):
-                log.warning(
-                    "outbox_publish_failed",
-                    message_type=envelope.type,
-                    message_id=str(envelope.message_id),
-                    order_id=str(envelope.correlation_id),
-                    error=repr(result),
-                )
-            else:
-                sent.append(envelope.message_id)
-        return sent
+        published = await asyncio.gather(*(self._publish(e) for e in envelopes))
+        return [e.message_id for e, ok in zip(envelopes, published, strict=True) if ok]
 
     async def _publish_committed(self) -> None:
+        """Publish each committed message as soon as it comes, without waiting for the confirms
+        of those before it (a message committed while others were out waited a confirm's time
+        on every hop); at most `in_flight` unconfirmed at once."""
         while True:
-            batch = [await self._pending.get()]
-            while not self._pending.empty() and len(batch) < self.batch_size:
-                batch.append(self._pending.get_nowait())
-            sent = await self._publish_all(batch)
-            # Only now: `_mark_sent` may have taken the list in hand while this batch was out.
-            self._sent.extend(sent)
+            envelope = await self._pending.get()
+            await self._window.acquire()
+            task = asyncio.create_task(self._publish_committed_one(envelope))
+            self._publishing.add(task)
+            task.add_done_callback(self._publishing.discard)
+
+    async def _publish_committed_one(self, envelope: Envelope) -> None:
+        try:
+            if await self._publish(envelope):
+                # Marked by the next round of `_mark_sent`.
+                self._sent.append(envelope.message_id)
+        finally:
+            self._window.release()
 
     async def _mark_sent(self) -> None:
         """Mark what was published, many rows in one statement: one transaction a round, not
