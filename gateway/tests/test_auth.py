@@ -4,6 +4,8 @@ from collections.abc import Callable
 import httpx
 import pytest
 
+from bookstore_testing.shop import eventually
+
 Forge = Callable[..., str]  # the `forge` fixture (conftest)
 
 CREDENTIALS = {"email": "ann@example.com", "password": "correct-horse"}
@@ -121,6 +123,19 @@ async def test_me_with_bad_token_is_unauthorized(
     )
     assert reply.status_code == 401
     assert reply.json()["code"] == "invalid_token"
+
+
+async def test_a_token_verified_before_is_refused_once_it_expires(
+    client: httpx.AsyncClient, forge: Forge
+) -> None:
+    """Verified tokens are kept, but only until they expire."""
+    headers = {"Authorization": f"Bearer {forge(exp=int(time.time()) + 2)}"}
+    assert (await client.get("/api/auth/me", headers=headers)).status_code == 200
+
+    async def refused() -> bool:
+        return (await client.get("/api/auth/me", headers=headers)).status_code == 401
+
+    await eventually(refused, within=10, what="the expired token refused")
 
 
 async def test_me_with_token_signed_by_another_key_is_unauthorized(

@@ -112,16 +112,20 @@ def drop_outbox_retry_and_parking(schema: str) -> None:
     op.drop_column("outbox", "next_attempt_at", schema=schema)
 
 
-def create_concurrent_change(schema: str) -> None:
+def concurrent_change_function(schema: str) -> str:
     """`<schema>.concurrent_change(what)`: fails the statement that calls it with a
     serialization failure (40001), so that a guarded write whose guard no longer holds writes
-    nothing and its handler runs again (`bookstore_shared.writes`). Every app's revision that
-    first guards a write."""
-    op.execute(
+    nothing and its handler runs again (`bookstore_shared.writes`)."""
+    return (
         f'CREATE OR REPLACE FUNCTION "{schema}".concurrent_change(what text) RETURNS boolean '
         "LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION '% changed since it was read', what "
         "USING ERRCODE = 'serialization_failure'; END $$"
     )
+
+
+def create_concurrent_change(schema: str) -> None:
+    """Every app's revision that first guards a write."""
+    op.execute(concurrent_change_function(schema))
 
 
 def drop_concurrent_change(schema: str) -> None:
