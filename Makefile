@@ -41,8 +41,8 @@ format: $(VENV_STAMP) ## apply ruff's fixes and formatting
 	@$(RUN) ruff check --fix .
 	@$(RUN) ruff format .
 
-bench: $(VENV_STAMP) ## catalog reads, orders/s, latency and cost per order, against the baseline (BENCH_ARGS="--clients 16")
-	@$(RUN) python -m bookstore_testing.bench $(BENCH_ARGS)
+bench: $(VENV_STAMP) ## catalog reads, orders/s, latency and cost per order, against the baseline (BENCH_ARGS="--clients 16", or "--against REV")
+	@UV=$(UV) $(RUN) python -m bookstore_testing.bench $(BENCH_ARGS)
 
 soak: $(VENV_STAMP) ## every process survives clients vanishing at once and mid-answer (~2 min)
 	@$(RUN) python -m bookstore_testing.soak $(SOAK_ARGS)

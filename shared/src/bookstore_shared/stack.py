@@ -96,6 +96,8 @@ class LocalStack:
     # With a directory, a mail sink runs beside the apps, keeping there every mail the gateway
     # sends (SMTP_URL points at it); without one, SMTP_URL is the environment's.
     mail_dir: Path | None = None
+    # The interpreter the apps run on: this one, or another checkout's (`make bench --against`).
+    python: str = sys.executable
 
     def __post_init__(self) -> None:
         self.names = {
@@ -149,7 +151,7 @@ class LocalStack:
 
     def run_command(self, app: str, *args: str) -> str:
         result = subprocess.run(  # noqa: S603 - our own interpreter and module
-            [sys.executable, "-m", app, *args],
+            [self.python, "-m", app, *args],
             env=self.env,
             capture_output=True,
             text=True,
@@ -185,14 +187,14 @@ class LocalStack:
         if name == MAIL_SINK:
             assert self.mail_dir is not None
             return [
-                sys.executable,
+                self.python,
                 "-m",
                 "bookstore_shared.mailsink",
                 *where,
                 "--dir",
                 str(self.mail_dir),
             ]
-        return [sys.executable, "-m", app_of(name), "serve", *where]
+        return [self.python, "-m", app_of(name), "serve", *where]
 
     def _spawn(self, name: str) -> None:
         command = self._command(name)

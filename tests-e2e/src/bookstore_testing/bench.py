@@ -166,7 +166,47 @@ async def _place_orders(
             outcomes.append(f"http_{reply.status_code}")
 
 
-def _machine_busy_ms() -> int:
+def order_client(url: str, clients: int) -> httpx.AsyncClient:
+    limits = httpx.Limits(max_connections=clients + 8, max_keepalive_connections=clients + 8)
+    return httpx.AsyncClient(base_url=url, limits=limits, timeout=30)
+
+
+async def prepare_orders(
+    gateway: httpx.AsyncClient, staff_password: str, clients: int
+) -> tuple[list[str], list[dict[str, str]]]:
+    """Books with stock enough for any run, and a signed-in customer per client."""
+    token = await gateway.post(
+        "/api/auth/token",
+        data={"username": "staff@bookstore.local", "password": staff_password},
+    )
+    token.raise_for_status()
+    shop = Shop(gateway, {"Authorization": f"Bearer {token.json()['access_token']}"})
+    books = [await shop.new_book(stock=STOCK_PER_BOOK, price_cents=999) for _ in range(BOOKS)]
+    customers = [await shop.new_customer() for _ in range(clients)]
+    return books, customers
+
+
+async def place_orders(
+    gateway: httpx.AsyncClient,
+    books: list[str],
+    customers: list[dict[str, str]],
+    seconds: float,
+) -> tuple[list[float], list[str]]:
+    """Every customer places orders one after another for `seconds`: the latencies of those
+    that ended final, and every outcome."""
+    latencies: list[float] = []
+    outcomes: list[str] = []
+    deadline = time.perf_counter() + seconds
+    await asyncio.gather(
+        *(
+            _place_orders(gateway, customer, books, deadline, latencies, outcomes, i)
+            for i, customer in enumerate(customers)
+        )
+    )
+    return latencies, outcomes
+
+
+def machine_busy_ms() -> int:
     """CPU time the whole machine spent busy (every process: the stack, Postgres, the broker
     and this load generator), from /proc/stat; 0 where there is none."""
     try:
@@ -203,7 +243,7 @@ class DatabaseCounters:
             "transactions": row["xact_commit"] + row["xact_rollback"],
             "rows_written": row["tup_inserted"] + row["tup_updated"] + row["tup_deleted"],
             "messages": messages,
-            "machine_cpu_ms": _machine_busy_ms(),
+            "machine_cpu_ms": machine_busy_ms(),
         }
         if statements is not None:
             counts["statements"] = statements  # every round trip, BEGIN and COMMIT included
@@ -238,38 +278,16 @@ async def orders(
     seconds: float,
     counters: DatabaseCounters | None = None,
 ) -> dict[str, Any]:
-    limits = httpx.Limits(max_connections=clients + 8, max_keepalive_connections=clients + 8)
-    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=30) as gateway:
-        token = await gateway.post(
-            "/api/auth/token",
-            data={"username": "staff@bookstore.local", "password": staff_password},
-        )
-        token.raise_for_status()
-        shop = Shop(gateway, {"Authorization": f"Bearer {token.json()['access_token']}"})
+    async with order_client(url, clients) as gateway:
         print(f"orders: preparing {BOOKS} books and {clients} customers ...", flush=True)
-        books = [await shop.new_book(stock=STOCK_PER_BOOK, price_cents=999) for _ in range(BOOKS)]
-        customers = [await shop.new_customer() for _ in range(clients)]
+        books, customers = await prepare_orders(gateway, staff_password, clients)
 
         # A short warm-up, not measured: connection pools, caches, first-use imports.
-        warm: list[float] = []
-        await asyncio.gather(
-            *(
-                _place_orders(gateway, customers[i], books, time.perf_counter() + 2, warm, [], i)
-                for i in range(clients)
-            )
-        )
+        await place_orders(gateway, books, customers, 2)
         print(f"orders: {clients} clients for {seconds:.0f} s ...", flush=True)
-        latencies: list[float] = []
-        outcomes: list[str] = []
         before = await counters.read() if counters else None
         started = time.perf_counter()
-        deadline = started + seconds
-        await asyncio.gather(
-            *(
-                _place_orders(gateway, customers[i], books, deadline, latencies, outcomes, i)
-                for i in range(clients)
-            )
-        )
+        latencies, outcomes = await place_orders(gateway, books, customers, seconds)
         elapsed = time.perf_counter() - started
         after = await counters.read() if counters else None
 
@@ -428,6 +446,16 @@ def main() -> int:
         default="",
         help="more processes of an app in our own stack, as REPLICAS takes them: sales=2",
     )
+    parser.add_argument(
+        "--against",
+        metavar="REV",
+        help="orders only: this checkout against git revision REV, both stacks side by side, "
+        "alternating phases (the figure to quote on a machine whose speed wanders)",
+    )
+    parser.add_argument("--rounds", type=int, default=8, help="with --against: phases on each")
+    parser.add_argument(
+        "--phase", type=float, default=6.0, help="with --against: seconds of each phase"
+    )
     parser.add_argument("--out", default="bench-results.json")
     parser.add_argument(
         "--save-baseline", action="store_true", help=f"also write the figures to {BASELINE.name}"
@@ -439,6 +467,18 @@ def main() -> int:
         replicas = parse_replicas(args.replicas)
     except StackError as exc:
         parser.error(str(exc))
+    if args.against:
+        from bookstore_testing import against  # it builds on this module's order load
+
+        if not 1 <= args.rounds <= 50 or not 1 <= args.phase <= 60:
+            parser.error("--rounds must be 1..50 and --phase 1..60")
+        return against.run(
+            args.against,
+            clients=args.clients,
+            rounds=args.rounds,
+            phase_seconds=args.phase,
+            out=args.out,
+        )
     if args.url:
         result = {
             "orders": asyncio.run(orders(args.url, args.password, args.clients, args.seconds))

@@ -4,6 +4,7 @@ a database and a broker namespace of its own, removed afterwards."""
 import asyncio
 import contextlib
 import secrets
+import sys
 import tempfile
 from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
@@ -39,6 +40,7 @@ async def running_stack(
     replicas: Mapping[str, int] | None = None,
     env: Mapping[str, str] | None = None,
     mail_dir: Path | None = None,
+    python: str | None = None,
 ) -> AsyncIterator[LocalStack]:
     """The gateway and the three apps as real processes on free ports, migrated and seeded,
     in a database of their own (`purpose` names it) and a broker namespace of their own, with
@@ -54,6 +56,7 @@ async def running_stack(
         },
         replicas=replicas,
         mail_dir=mail_dir or log_dir / "mail",
+        python=python or sys.executable,
         env={
             "DATABASE_URL": database_url,
             "AMQP_URL": infra.amqp_url,
@@ -82,9 +85,11 @@ async def standalone_stack(
     *,
     env: Mapping[str, str] | None = None,
     replicas: Mapping[str, int] | None = None,
+    python: str | None = None,
 ) -> AsyncIterator[tuple[LocalStack, str]]:
     """A stack for a command outside pytest (bench, soak), with the infrastructure the tests
-    would use; yields it and its identity secret. Everything it made is removed at the end."""
+    would use; yields it and its identity secret. Everything it made is removed at the end.
+    `python`: the interpreter of another checkout, to run that checkout's apps instead."""
     async with contextlib.AsyncExitStack() as cleanup:
         infra = cleanup.enter_context(provide_infra())
         databases = Databases(infra)
@@ -103,6 +108,7 @@ async def standalone_stack(
                 purpose=purpose,
                 env=env,
                 replicas=replicas,
+                python=python,
             )
         )
         yield stack, identity_secret
