@@ -62,7 +62,10 @@ def _git(*args: str) -> str:
 def checkout(rev: str) -> Iterator[tuple[str, Path]]:
     """`rev` in a worktree of its own with its locked dependencies installed: its commit and
     its interpreter. Removed afterwards."""
-    commit = _git("rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}")
+    try:
+        commit = _git("rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}")
+    except AgainstError:
+        raise AgainstError(f"no commit named {rev!r} in this repository") from None
     where = Path(tempfile.mkdtemp(prefix="bookstore-against-")) / "tree"
     _git("worktree", "add", "--detach", str(where), commit)
     try:
