@@ -8,13 +8,12 @@ from typing import Any
 
 import pytest
 from prometheus_client import REGISTRY
-from sqlalchemy import Column, Integer, MetaData, Table, Uuid, bindparam, func, select, text, update
+from sqlalchemy import Column, Integer, MetaData, Table, Uuid, bindparam, func, select, update
 
 from bookstore_shared.consumer import Consumer, HandlerContext, inbox_table
 from bookstore_shared.db import Database
 from bookstore_shared.messages import CommitStock, Envelope
 from bookstore_shared.messaging import INVENTORY_COMMANDS, Broker
-from bookstore_shared.migrations import concurrent_change_function
 from bookstore_shared.outbox import Outbox, outbox_table
 from bookstore_testing.shop import eventually
 
@@ -44,18 +43,9 @@ _COUNT = (  # the handler's guarded write: one more message handled, if nothing 
 
 
 @pytest.fixture
-async def db(service_database_url: str) -> AsyncIterator[Database]:
-    database = Database(service_database_url, pool_size=3)
-    async with database.engine.begin() as conn:
-        await conn.execute(text(f"DROP SCHEMA IF EXISTS {SCHEMA} CASCADE"))
-        await conn.execute(text(f"CREATE SCHEMA {SCHEMA}"))
-        for table in (INBOX, OUTBOX, COUNTERS):
-            await conn.run_sync(table.create)
-        await conn.execute(text(concurrent_change_function(SCHEMA)))
-    yield database
-    async with database.engine.begin() as conn:
-        await conn.execute(text(f"DROP SCHEMA {SCHEMA} CASCADE"))
-    await database.dispose()
+async def db(scratch_schema: Any) -> AsyncIterator[Database]:
+    async with scratch_schema(SCHEMA, (INBOX, OUTBOX, COUNTERS)) as database:
+        yield database
 
 
 @pytest.fixture

@@ -9,11 +9,10 @@ from typing import Any
 
 import asyncpg
 import pytest
-from sqlalchemy import Column, Enum, Integer, MetaData, Table, Uuid, bindparam, select, text, update
+from sqlalchemy import Column, Enum, Integer, MetaData, Table, Uuid, bindparam, select, update
 from sqlalchemy.dialects.postgresql import JSONB
 
 from bookstore_shared.db import Database
-from bookstore_shared.migrations import concurrent_change_function
 from bookstore_shared.writes import Writes, insert_row, row
 
 SCHEMA = "writes_test"
@@ -44,17 +43,9 @@ _BUMP = (  # the guard: the note is at the version it was read at
 
 
 @pytest.fixture
-async def db(service_database_url: str) -> AsyncIterator[Database]:
-    database = Database(service_database_url, pool_size=2)
-    async with database.engine.begin() as conn:
-        await conn.execute(text(f"DROP SCHEMA IF EXISTS {SCHEMA} CASCADE"))
-        await conn.execute(text(f"CREATE SCHEMA {SCHEMA}"))
-        await conn.run_sync(NOTES.metadata.create_all)
-        await conn.execute(text(concurrent_change_function(SCHEMA)))
-    yield database
-    async with database.engine.begin() as conn:
-        await conn.execute(text(f"DROP SCHEMA {SCHEMA} CASCADE"))
-    await database.dispose()
+async def db(scratch_schema: Any) -> AsyncIterator[Database]:
+    async with scratch_schema(SCHEMA, (NOTES,)) as database:
+        yield database
 
 
 def _note(**values: Any) -> dict[str, Any]:

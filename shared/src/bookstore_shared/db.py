@@ -13,13 +13,14 @@ Two kinds of unit of work share the app's one pool:
 """
 
 import functools
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Protocol
 
 import asyncpg
 from fastapi import Depends, Request
+from opentelemetry.trace import SpanKind, Tracer
 from sqlalchemy import Dialect, make_url, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.sql import Executable
@@ -57,6 +58,11 @@ class Compiled:
     sql: str
     params: tuple[tuple[str, Processor, Any], ...]
 
+    @property
+    def operation(self) -> str:
+        """Its first keyword (SELECT, UPDATE, WITH ...): what a statement's span is named."""
+        return self.sql.split(None, 1)[0].upper()
+
     def args(self, given: Mapping[str, Any]) -> list[Any]:
         values = []
         for name, process, default in self.params:
@@ -87,28 +93,44 @@ def compiled(statement: Executable, dialect: Dialect) -> Compiled:
 @dataclass
 class Tx:
     """A unit of work on one of the pool's connections, spoken to through asyncpg itself:
-    Core statements in, asyncpg records out (JSON decoded, enums as their plain values)."""
+    Core statements in, asyncpg records out (JSON decoded, enums as their plain values). With
+    a `tracer` (spans are recorded), each statement is a client span, as SQLAlchemy's
+    instrumentation makes them for the ORM's."""
 
     connection: asyncpg.Connection
     dialect: Dialect
+    tracer: Tracer | None = None
     info: dict[Any, Any] = field(default_factory=dict)
-
-    def _call(self, statement: Executable, params: Mapping[str, Any] | None) -> list[Any]:
-        query = compiled(statement, self.dialect)
-        return [query.sql, *query.args(params or {})]
 
     async def rows(
         self, statement: Executable, params: Mapping[str, Any] | None = None
     ) -> list[asyncpg.Record]:
-        return await self.connection.fetch(*self._call(statement, params))  # type: ignore[no-any-return]
+        return await self._run(self.connection.fetch, statement, params)  # type: ignore[no-any-return]
 
     async def row(
         self, statement: Executable, params: Mapping[str, Any] | None = None
     ) -> asyncpg.Record | None:
-        return await self.connection.fetchrow(*self._call(statement, params))
+        return await self._run(self.connection.fetchrow, statement, params)
 
     async def value(self, statement: Executable, params: Mapping[str, Any] | None = None) -> Any:
-        return await self.connection.fetchval(*self._call(statement, params))
+        return await self._run(self.connection.fetchval, statement, params)
+
+    async def _run(
+        self,
+        call: Callable[..., Awaitable[Any]],
+        statement: Executable,
+        params: Mapping[str, Any] | None,
+    ) -> Any:
+        query = compiled(statement, self.dialect)
+        args = query.args(params or {})
+        if self.tracer is None:
+            return await call(query.sql, *args)
+        with self.tracer.start_as_current_span(
+            query.operation,
+            kind=SpanKind.CLIENT,
+            attributes={"db.system": "postgresql", "db.statement": query.sql},
+        ):
+            return await call(query.sql, *args)
 
 
 class Database:
@@ -145,6 +167,8 @@ class Database:
             connect_args={"server_settings": server_settings} if server_settings else {},
         )
         self.sessions = async_sessionmaker(self.engine, class_=AsyncSession, expire_on_commit=False)
+        # Set where spans are recorded (`Telemetry.watch_database`): each `Tx` statement a span.
+        self.tracer: Tracer | None = None
 
     @classmethod
     def from_settings(cls, settings: ServiceSettings) -> "Database":
@@ -190,7 +214,7 @@ class Database:
         async with self.engine.connect() as conn:
             driver: asyncpg.Connection = (await conn.get_raw_connection()).driver_connection
             try:
-                yield Tx(driver, self.engine.dialect)
+                yield Tx(driver, self.engine.dialect, self.tracer)
             except BaseException:
                 if driver.is_closed():  # the server went away: not back into the pool
                     await conn.invalidate()

@@ -3,7 +3,8 @@
 Traces (OpenTelemetry): each app has its own `TracerProvider`, named after the app
 (`service.name`). Spans come from maintained instrumentations: ASGI (server spans; an
 incoming `traceparent` is adopted), SQLAlchemy (one span a statement, when spans are
-recorded) and, in the gateway, aiohttp (the hop to an app, which carries the context on).
+recorded; the busy paths' statements, run by asyncpg itself, make the same spans) and, in
+the gateway, aiohttp (the hop to an app, which carries the context on).
 Messages carry the context in their headers (`inject_context` / `extract_context`), so one
 order is one trace across the broker. Spans are exported over OTLP/HTTP when
 `OTEL_EXPORTER_OTLP_ENDPOINT` (or
@@ -243,14 +244,15 @@ class Telemetry:
 
         self.refresh_before_scrape(pool_in_use)
         if self.recording:
+            statements = trace.get_tracer(
+                "opentelemetry.instrumentation.sqlalchemy", tracer_provider=self.tracer_provider
+            )
             EngineTracer(  # type: ignore[no-untyped-call]
-                trace.get_tracer(
-                    "opentelemetry.instrumentation.sqlalchemy",
-                    tracer_provider=self.tracer_provider,
-                ),
+                statements,
                 db.engine.sync_engine,
                 NoOpMeterProvider().get_meter("sqlalchemy").create_up_down_counter("unused"),
             )
+            db.tracer = statements  # the busy paths' statements, run by asyncpg itself
 
     def refresh_before_scrape(self, refresh: Refresh) -> None:
         """Run `refresh` (say, a gauge read from the database) before each /metrics answer."""
