@@ -23,7 +23,7 @@ from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any
 
-from bookstore_testing.bench import (
+from bookstore_testing.phases import (
     machine_busy_ms,
     order_client,
     percentile,
